@@ -1,0 +1,42 @@
+# Every target sets itself up on a fresh machine: it creates .venv and installs the
+# project with its pinned dependencies (requirements.lock) first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+DEMO_START ?= 2024-01-02
+DEMO_END ?= 2024-03-28
+
+.PHONY: setup test lint demo bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check dbn_backfill scripts tests bench
+	$(BIN)/ruff format --check dbn_backfill scripts tests bench
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint --config dbn=tests/data db=/tmp/lint.duckdb checkpoint=/tmp/lint-ckpt -n >/dev/null
+	$(BIN)/mypy
+
+demo: $(STAMP)
+	$(BIN)/dbn-backfill synth --out demo/dbn --start 2024-01-01 --end 2024-03-31 --seed 7 --layout daily
+	$(BIN)/dbn-backfill --db demo/mgc.duckdb --dbn demo/dbn --symbol MGC \
+		--start $(DEMO_START) --end $(DEMO_END) --workers 2 --chunk-days 5 \
+		--checkpoint demo/checkpoints --workdir demo/work
+	$(BIN)/dbn-backfill show --db demo/mgc.duckdb --symbol MGC
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf demo .snakemake results logs

@@ -1,0 +1,154 @@
+"""``dbn-backfill``: the ruleset's command line, mapped onto the Snakemake workflow.
+
+    dbn-backfill --db PATH --dbn PATH --symbol MGC --start YYYY-MM-DD --end YYYY-MM-DD \\
+                 --workers N --chunk-days K --checkpoint DIR [--retry-failed] [--dry-run] \\
+                 [--profile DIR] [--expected-gaps D1,D2] [--workdir DIR]
+    dbn-backfill synth --out DIR --start ... --end ... --seed N [--layout ...]
+    dbn-backfill show --db PATH [--symbol MGC]
+
+The backfill command runs ``snakemake --cores N --config ...`` on the project's
+Snakefile, so a CLI run and a plain Snakemake run are the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import parse_date, parse_dates
+from .errors import ConfigError
+
+PROJECT = Path(__file__).resolve().parent.parent
+SNAKEFILE = PROJECT / "Snakefile"
+
+
+def backfill_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dbn-backfill",
+        description="Backfill Databento DBN ohlcv-1m files into DuckDB bars_1m "
+        "(subcommands: synth, show).",
+    )
+    req = p.add_argument_group("required")
+    req.add_argument("--db", required=True, help="DuckDB file")
+    req.add_argument("--dbn", required=True, help="DBN file or folder")
+    req.add_argument("--symbol", required=True, help="CME root, e.g. MGC")
+    req.add_argument("--start", required=True, help="first trade date YYYY-MM-DD (inclusive)")
+    req.add_argument("--end", required=True, help="last trade date YYYY-MM-DD (inclusive)")
+    req.add_argument("--workers", required=True, type=int, help="parallel worker processes")
+    req.add_argument("--chunk-days", required=True, type=int, help="trading days per chunk")
+    req.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--retry-failed", action="store_true", help="retry chunks marked failed")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, read no bar")
+    p.add_argument("--profile", help="Snakemake profile directory (e.g. profiles/slurm)")
+    p.add_argument("--expected-gaps", default="", help="business days without bars: D1,D2")
+    p.add_argument("--spot-check-days", type=int, default=None, help="gate spot-check days")
+    p.add_argument("--chunks-per-job", type=int, default=None, help="chunks per build job")
+    p.add_argument("--dataset", default=None, help="expected dataset (default GLBX.MDP3)")
+    p.add_argument(
+        "--workdir",
+        default=".",
+        help="where intermediates, logs and Snakemake state live (default: current dir)",
+    )
+    return p
+
+
+def snakemake_command(args: argparse.Namespace) -> list[str]:
+    """The ``snakemake`` invocation equivalent to ``args``.
+
+    Raises:
+        ConfigError: a malformed date, a start after end, or a non-positive number.
+    """
+    start = parse_date(args.start, "start")
+    end = parse_date(args.end, "end")
+    if start > end:
+        raise ConfigError(f"--start {start} is after --end {end}")
+    if args.chunk_days <= 0:
+        raise ConfigError(f"--chunk-days {args.chunk_days} must be a positive integer")
+    if args.workers <= 0:
+        raise ConfigError(f"--workers {args.workers} must be a positive integer")
+    gaps = parse_dates(args.expected_gaps, "expected_gaps")
+    config = {
+        "dbn": str(Path(args.dbn).resolve()),
+        "db": str(Path(args.db).resolve()),
+        "symbol": args.symbol,
+        "start": str(start),
+        "end": str(end),
+        "chunk_days": str(args.chunk_days),
+        "checkpoint": str(Path(args.checkpoint).resolve()),
+        "retry_failed": "true" if args.retry_failed else "false",
+        "expected_gaps": "[" + ",".join(f'"{d}"' for d in gaps) + "]",
+    }
+    if args.spot_check_days is not None:
+        config["spot_check_days"] = str(args.spot_check_days)
+    if args.chunks_per_job is not None:
+        config["chunks_per_job"] = str(args.chunks_per_job)
+    if args.dataset:
+        config["dataset"] = args.dataset
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(Path(args.workdir).resolve()),
+        "--cores",
+        str(args.workers),
+    ]
+    if args.profile:
+        cmd += ["--profile", str(Path(args.profile).resolve())]
+    if args.dry_run:
+        cmd.append("--dry-run")
+    cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
+    return cmd
+
+
+def run_backfill(argv: Sequence[str]) -> int:
+    args = backfill_parser().parse_args(argv)
+    try:
+        cmd = snakemake_command(args)
+    except ConfigError as exc:
+        print(f"dbn-backfill: error: {exc}", file=sys.stderr)
+        return 2
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    print("dbn-backfill: " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd, env=os.environ.copy())
+
+
+def run_synth(argv: Sequence[str]) -> int:
+    from . import synth
+
+    parser = argparse.ArgumentParser(
+        prog="dbn-backfill synth", description="Write realistic sample DBN ohlcv-1m files."
+    )
+    synth.add_arguments(parser)
+    return synth.run(parser.parse_args(argv))
+
+
+def run_show(argv: Sequence[str]) -> int:
+    from .show import show
+
+    parser = argparse.ArgumentParser(prog="dbn-backfill show", description="Summarize bars_1m.")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--symbol", default=None)
+    parser.add_argument("--rows", type=int, default=5)
+    args = parser.parse_args(argv)
+    show(Path(args.db), args.symbol, args.rows)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "synth":
+        return run_synth(argv[1:])
+    if argv and argv[0] == "show":
+        return run_show(argv[1:])
+    return run_backfill(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,374 @@
+"""Stream DBN records into a columnar intermediate (the ``decode_sources`` rule).
+
+A decode group (the files whose header starts in one UTC month) becomes one
+parquet of the root's outright bars, each with its raw symbol and trade date,
+plus a JSON summary of every file (size, sha256, what was kept or ignored).
+Records are read in fixed-size blocks; nothing holds a whole history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import struct
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import databento_dbn
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+from databento.common.symbology import InstrumentMap
+
+from .contracts import outright_pattern
+from .errors import SourceError
+from .sources import DBN_MAGIC, UNDEF_TIMESTAMP, ZSTD_MAGIC, check_header, read_header
+from .tradedate import NS_PER_DAY, Calendar
+
+log = logging.getLogger(__name__)
+
+RTYPE_OHLCV_1M = 33
+OHLCV_DTYPE = np.dtype(databento_dbn.OHLCVMsg._dtypes)
+BLOCK_RECORDS = 1 << 20
+READ_BYTES = 1 << 22
+
+DECODED_SCHEMA = pa.schema(
+    [
+        ("source", pa.dictionary(pa.int32(), pa.string())),
+        ("instrument_id", pa.uint32()),
+        ("ts_event", pa.int64()),
+        ("open", pa.int64()),
+        ("high", pa.int64()),
+        ("low", pa.int64()),
+        ("close", pa.int64()),
+        ("volume", pa.uint64()),
+        ("raw_symbol", pa.string()),
+        ("trade_date", pa.date32()),
+    ]
+)
+
+
+@dataclass
+class FileSummary:
+    """What decoding one file found; goes to the lineage (path, size, sha256)."""
+
+    path: str
+    size: int
+    sha256: str
+    version: int
+    records: int = 0
+    outright: int = 0
+    spread: int = 0
+    other: int = 0
+    unresolved: int = 0
+    first_trade_date: str | None = None
+    last_trade_date: str | None = None
+
+
+@dataclass
+class GroupSummary:
+    group: str
+    files: list[FileSummary] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group": self.group, "files": [asdict(f) for f in self.files]}
+
+
+class DbnReader:
+    """Decompressing, hashing reader of one DBN file.
+
+    Yields the metadata first (:meth:`metadata`), then blocks of OHLCV records
+    (:meth:`blocks`). A truncated zstd frame or a partial record is an error,
+    never a warning: a half-downloaded file must stop the run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.size = self.path.stat().st_size
+        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._sha = hashlib.sha256()
+        first = self._handle.read(4)
+        self._handle.seek(0)
+        self._zstd = first == ZSTD_MAGIC
+        self._dobj: Any = zstandard.ZstdDecompressor().decompressobj() if self._zstd else None
+        self._buffer = bytearray()
+        self._eof = False
+        self.version = 0
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> DbnReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def _fill(self, need: int) -> None:
+        while len(self._buffer) < need and not self._eof:
+            raw = self._handle.read(READ_BYTES)
+            if not raw:
+                self._eof = True
+                if self._zstd and not self._dobj.eof:
+                    raise SourceError(f"{self.path}: truncated zstd stream (incomplete frame)")
+                break
+            self._sha.update(raw)
+            if not self._zstd:
+                self._buffer += raw
+                continue
+            while raw:
+                if self._dobj.eof:
+                    self._dobj = zstandard.ZstdDecompressor().decompressobj()
+                self._buffer += self._dobj.decompress(raw)
+                raw = self._dobj.unused_data if self._dobj.eof else b""
+
+    def metadata(self) -> databento_dbn.Metadata:
+        """Decode the DBN header.
+
+        Raises:
+            SourceError: not DBN, or the header is truncated or invalid.
+        """
+        try:
+            self._fill(8)
+        except zstandard.ZstdError as exc:
+            raise SourceError(f"{self.path}: not a readable zstd/DBN file: {exc}") from exc
+        if len(self._buffer) < 8 or bytes(self._buffer[:3]) != DBN_MAGIC:
+            raise SourceError(f"{self.path}: not a DBN file (no DBN header)")
+        self.version = self._buffer[3]
+        (length,) = struct.unpack_from("<I", self._buffer, 4)
+        self._fill(8 + length)
+        if len(self._buffer) < 8 + length:
+            raise SourceError(f"{self.path}: truncated DBN header")
+        decoder = databento_dbn.DBNDecoder(
+            upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3
+        )
+        try:
+            decoder.write(bytes(self._buffer[: 8 + length]))
+            items = decoder.decode()
+        except databento_dbn.DBNError as exc:
+            raise SourceError(f"{self.path}: invalid DBN header: {exc}") from exc
+        if not items or not isinstance(items[0], databento_dbn.Metadata):
+            raise SourceError(f"{self.path}: invalid DBN header")
+        del self._buffer[: 8 + length]
+        return items[0]
+
+    def blocks(self, count: int = BLOCK_RECORDS) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index of first record, records)`` blocks of at most ``count`` records.
+
+        Raises:
+            SourceError: the file ends inside a record or a zstd frame.
+        """
+        size = OHLCV_DTYPE.itemsize
+        index = 0
+        while True:
+            try:
+                self._fill(size * count)
+            except zstandard.ZstdError as exc:
+                raise SourceError(f"{self.path}: corrupt zstd data: {exc}") from exc
+            whole = (len(self._buffer) // size) * size
+            if whole == 0:
+                if self._buffer:
+                    raise SourceError(
+                        f"{self.path}: truncated: {len(self._buffer)} trailing bytes after "
+                        f"record {index} do not make a whole {size}-byte OHLCV record"
+                    )
+                return
+            take = min(whole, size * count)
+            block = np.frombuffer(bytes(self._buffer[:take]), dtype=OHLCV_DTYPE)
+            del self._buffer[:take]
+            yield index, block
+            index += len(block)
+
+
+def decode_group(
+    paths: list[Path],
+    group: str,
+    out_parquet: Path,
+    out_summary: Path,
+    *,
+    symbol: str,
+    dataset: str,
+    calendar: Calendar,
+) -> GroupSummary:
+    """Decode every file of a group into ``out_parquet`` and ``out_summary``.
+
+    Keeps the outright records of root ``symbol`` (and records whose instrument has
+    no mapping, flagged by a null ``raw_symbol``: whether that is an error depends
+    on the run's date range, checked when chunks are built), with their trade date.
+
+    Raises:
+        SourceError: a file is not DBN, truncated, of another schema, dataset or
+            stype_out, holds a record of another rtype, or a kept record lies outside
+            the time range its header declares.
+    """
+    summary = GroupSummary(group=group)
+    pattern = outright_pattern(symbol)
+    out_parquet.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_parquet.with_suffix(".parquet.tmp")
+    with pq.ParquetWriter(tmp, DECODED_SCHEMA, compression="zstd") as writer:
+        for path in paths:
+            summary.files.append(
+                _decode_file(Path(path), writer, pattern, symbol, dataset, calendar)
+            )
+    tmp.replace(out_parquet)
+    out_summary.write_text(json.dumps(summary.to_json(), indent=1))
+    return summary
+
+
+def _decode_file(
+    path: Path,
+    writer: pq.ParquetWriter,
+    pattern: Any,
+    symbol: str,
+    dataset: str,
+    calendar: Calendar,
+) -> FileSummary:
+    check_header(read_header(path), dataset)
+    with DbnReader(path) as reader:
+        metadata = reader.metadata()
+        imap = InstrumentMap()
+        imap.insert_metadata(metadata)
+        start_ns = int(metadata.start)
+        end_ns = None if metadata.end in (None, UNDEF_TIMESTAMP) else int(metadata.end)
+        summary = FileSummary(path=str(path), size=reader.size, sha256="", version=reader.version)
+        first_td: np.datetime64 | None = None
+        last_td: np.datetime64 | None = None
+        for offset, block in reader.blocks():
+            kept, counts = _keep_root_records(path, offset, block, imap, pattern)
+            summary.records += len(block)
+            summary.outright += counts["outright"]
+            summary.spread += counts["spread"]
+            summary.other += counts["other"]
+            summary.unresolved += counts["unresolved"]
+            if kept is None:
+                continue
+            records, symbols = kept
+            _check_declared_range(path, records, start_ns, end_ns)
+            try:
+                trade_dates = calendar.trade_dates(records["ts_event"].astype("int64"))
+            except ValueError as exc:
+                raise SourceError(f"{path}: {exc}") from exc
+            lo, hi = trade_dates.min(), trade_dates.max()
+            first_td = lo if first_td is None else min(first_td, lo)
+            last_td = hi if last_td is None else max(last_td, hi)
+            writer.write_table(_to_table(str(path), records, symbols, trade_dates))
+        summary.sha256 = reader.sha256
+    summary.first_trade_date = None if first_td is None else str(first_td)
+    summary.last_trade_date = None if last_td is None else str(last_td)
+    log.info(
+        "%s: %d records (DBN v%d): %d outrights of %s kept, %d unresolved kept, "
+        "%d spreads and %d other instruments ignored; trade dates %s..%s",
+        path,
+        summary.records,
+        summary.version,
+        summary.outright,
+        symbol,
+        summary.unresolved,
+        summary.spread,
+        summary.other,
+        summary.first_trade_date,
+        summary.last_trade_date,
+    )
+    return summary
+
+
+def _keep_root_records(
+    path: Path, offset: int, block: np.ndarray, imap: InstrumentMap, pattern: Any
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, int]]:
+    rtype = block["rtype"]
+    bad = np.flatnonzero(rtype != RTYPE_OHLCV_1M)
+    if len(bad):
+        i = int(bad[0])
+        raise SourceError(
+            f"{path}: record {offset + i} has rtype {int(rtype[i])}, expected "
+            f"{RTYPE_OHLCV_1M} (OHLCV_1M); {len(bad)} such records in this block"
+        )
+    codes, uniq_symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
+    kind = np.empty(len(uniq_symbols), dtype="U10")
+    for i, sym in enumerate(uniq_symbols):
+        if sym is None:
+            kind[i] = "unresolved"
+        elif pattern.match(sym):
+            kind[i] = "outright"
+        elif "-" in sym:
+            kind[i] = "spread"
+        else:
+            kind[i] = "other"
+    row_kind = kind[codes]
+    counts = {k: int(np.count_nonzero(row_kind == k)) for k in ("outright", "spread", "other")}
+    counts["unresolved"] = int(np.count_nonzero(row_kind == "unresolved"))
+    keep = (row_kind == "outright") | (row_kind == "unresolved")
+    if not keep.any():
+        return None, counts
+    symbols = np.asarray(uniq_symbols, dtype=object)[codes[keep]]
+    return (block[keep], symbols), counts
+
+
+def resolve_codes(
+    imap: InstrumentMap, instrument_id: np.ndarray, ts_event: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw symbols of records through the file's mappings, on the UTC date of ``ts_event``.
+
+    Resolves each distinct (instrument, UTC date) pair once with
+    ``InstrumentMap.resolve_many``.
+
+    Returns:
+        ``(codes, symbols)``: record ``i`` has symbol ``symbols[codes[i]]`` (None when
+        the instrument has no mapping on that date).
+    """
+    ids = np.asarray(instrument_id).astype("uint64")
+    days = np.asarray(ts_event).astype("int64") // NS_PER_DAY
+    keys = (ids << np.uint64(32)) | days.astype("uint64")
+    codes, uniques = pd.factorize(keys)
+    uniq_ids = (uniques >> np.uint64(32)).astype("uint64")
+    uniq_days = (uniques & np.uint64(0xFFFFFFFF)).astype("int64").astype("datetime64[D]")
+    return codes, imap.resolve_many(uniq_ids, uniq_days)
+
+
+def _check_declared_range(
+    path: Path, records: np.ndarray, start_ns: int, end_ns: int | None
+) -> None:
+    ts = records["ts_event"].astype("int64")
+    outside = ts < start_ns
+    if end_ns is not None:
+        outside |= ts >= end_ns
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise SourceError(
+            f"{path}: record instrument_id={int(records['instrument_id'][i])} "
+            f"ts_event={int(ts[i])} ({pd.Timestamp(int(ts[i]), tz='UTC')}) lies outside "
+            f"the file's declared range [{start_ns}, {end_ns}): the header cannot be trusted"
+        )
+
+
+def _to_table(
+    path: str, records: np.ndarray, symbols: np.ndarray, trade_dates: np.ndarray
+) -> pa.Table:
+    n = len(records)
+    source = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype="int32")), pa.array([path], pa.string())
+    )
+    return pa.Table.from_arrays(
+        [
+            source,
+            pa.array(records["instrument_id"].astype("uint32")),
+            pa.array(records["ts_event"].astype("int64")),
+            pa.array(records["open"].astype("int64")),
+            pa.array(records["high"].astype("int64")),
+            pa.array(records["low"].astype("int64")),
+            pa.array(records["close"].astype("int64")),
+            pa.array(records["volume"].astype("uint64")),
+            pa.array(symbols, pa.string()),
+            pa.array(trade_dates.astype("datetime64[D]"), pa.date32()),
+        ],
+        schema=DECODED_SCHEMA,
+    )

@@ -1,0 +1,43 @@
+"""Typed errors. Every stop condition of the contract raises one of these.
+
+Each message names what broke: the file, the record or the setting, and the
+rule of ``CONTRACT.md`` it broke, so a user can act on it without a debugger.
+"""
+
+from __future__ import annotations
+
+
+class BackfillError(Exception):
+    """Base class: a backfill must stop, with this message."""
+
+
+class ConfigError(BackfillError):
+    """A setting is missing, malformed or contradictory (checked before any work)."""
+
+
+class SourceError(BackfillError):
+    """A DBN source cannot be used: missing, not DBN, truncated, wrong schema/dataset."""
+
+
+class RecordError(BackfillError):
+    """A record breaks a row rule (contract sections 2 and 4)."""
+
+
+class CompletenessError(BackfillError):
+    """A CME business day in range has no outright bars (contract section 5)."""
+
+
+class SchemaMismatchError(BackfillError):
+    """``bars_1m`` exists with another shape, or the database is not DuckDB (section 6)."""
+
+
+class CheckpointError(BackfillError):
+    """A chunk checkpoint blocks the run (failed without ``retry_failed``)."""
+
+
+class LockError(BackfillError):
+    """Another backfill holds the run lock of this database or work directory."""
+
+
+class GateError(BackfillError):
+    """An honesty gate failed (section 9)."""

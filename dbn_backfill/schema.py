@@ -1,0 +1,86 @@
+"""The one definition of ``bars_1m`` (contract section 6): DDL, Arrow schema, pandera checks."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TABLE = "bars_1m"
+
+#: (name, DuckDB type, NOT NULL) in table order.
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("ts_utc", "TIMESTAMP WITH TIME ZONE", True),
+    ("symbol", "VARCHAR", True),
+    ("source_symbol", "VARCHAR", True),
+    ("open", "DOUBLE", True),
+    ("high", "DOUBLE", True),
+    ("low", "DOUBLE", True),
+    ("close", "DOUBLE", True),
+    ("volume", "BIGINT", True),
+)
+PRIMARY_KEY = ("symbol", "ts_utc")
+
+DDL = f"""
+CREATE TABLE {TABLE} (
+  ts_utc        TIMESTAMPTZ NOT NULL,
+  symbol        TEXT        NOT NULL,
+  source_symbol TEXT        NOT NULL,
+  open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
+  volume        BIGINT      NOT NULL,
+  PRIMARY KEY (symbol, ts_utc)
+)
+"""
+
+ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("ts_utc", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("source_symbol", pa.string(), nullable=False),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.int64(), nullable=False),
+    ]
+)
+
+
+def bars_schema(symbol: str):  # type: ignore[no-untyped-def]
+    """The pandera schema a chunk's bars must satisfy before they may be committed.
+
+    Section 4 row rules plus the key: whole-minute UTC stamps, finite positive prices,
+    consistent OHLC, non-negative volume, one bar per (symbol, ts_utc), and the
+    configured root in ``symbol``.
+    """
+    import pandera.pandas as pa_
+
+    prices = {
+        name: pa_.Column(
+            "float64",
+            [pa_.Check(lambda s: s.notna() & (s > 0) & (s < float("inf")), name="finite_positive")],
+            nullable=False,
+        )
+        for name in ("open", "high", "low", "close")
+    }
+    return pa_.DataFrameSchema(
+        {
+            "ts_utc": pa_.Column(
+                "datetime64[us, UTC]",
+                pa_.Check(lambda s: (s.astype("int64") % 60_000_000) == 0, name="whole_minute"),
+                nullable=False,
+            ),
+            "symbol": pa_.Column(str, pa_.Check.equal_to(symbol), nullable=False),
+            "source_symbol": pa_.Column(str, nullable=False),
+            **prices,
+            "volume": pa_.Column("int64", pa_.Check.ge(0), nullable=False),
+        },
+        checks=[
+            pa_.Check(
+                lambda df: df["high"] >= df[["open", "close", "low"]].max(axis=1),
+                name="high_is_max",
+            ),
+            pa_.Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1), name="low_is_min"),
+        ],
+        unique=["symbol", "ts_utc"],
+        strict=True,
+        ordered=True,
+    )

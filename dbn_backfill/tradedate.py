@@ -1,0 +1,153 @@
+"""CME business days and trade-date assignment (contract section 3).
+
+Business days come from ``pandas_market_calendars`` once, in the ``build_calendar``
+rule, and are saved as a small file; hot paths load that file instead of importing
+the calendar library (1 s per process).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NS_PER_MINUTE = 60_000_000_000
+NS_PER_DAY = 86_400_000_000_000
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The business days of a CME calendar and the session rule.
+
+    Attributes:
+        name: calendar name in ``pandas_market_calendars`` (e.g. ``CME_TradeDate``).
+        session_tz: IANA zone the session roll is defined in.
+        session_roll: local wall time (``HH:MM``) at which the next session date starts.
+        days: sorted business days, ``datetime64[D]``.
+    """
+
+    name: str
+    session_tz: str
+    session_roll: str
+    days: np.ndarray
+
+    @property
+    def first(self) -> dt.date:
+        return pd.Timestamp(self.days[0]).date()
+
+    @property
+    def last(self) -> dt.date:
+        return pd.Timestamp(self.days[-1]).date()
+
+    @property
+    def shift(self) -> pd.Timedelta:
+        """What is added to local wall time so its date is the session date."""
+        hours, minutes = (int(x) for x in self.session_roll.split(":"))
+        return pd.Timedelta(hours=24) - pd.Timedelta(hours=hours, minutes=minutes)
+
+    def is_business_day(self, day: dt.date) -> bool:
+        d = np.datetime64(day, "D")
+        i = int(np.searchsorted(self.days, d))
+        return i < len(self.days) and self.days[i] == d
+
+    def business_days(self, start: dt.date, end: dt.date) -> np.ndarray:
+        """Business days in ``[start, end]`` (inclusive), ``datetime64[D]``."""
+        lo = np.searchsorted(self.days, np.datetime64(start, "D"), side="left")
+        hi = np.searchsorted(self.days, np.datetime64(end, "D"), side="right")
+        return self.days[lo:hi]
+
+    def previous_business_day(self, day: dt.date) -> dt.date | None:
+        i = int(np.searchsorted(self.days, np.datetime64(day, "D"), side="left")) - 1
+        return None if i < 0 else pd.Timestamp(self.days[i]).date()
+
+    def session_dates(self, ts_event_ns: np.ndarray) -> np.ndarray:
+        """Session dates (before holiday forwarding) of UTC nanosecond stamps, ``datetime64[D]``."""
+        utc = pd.DatetimeIndex(np.asarray(ts_event_ns, dtype="int64").view("datetime64[ns]"))
+        local = utc.tz_localize("UTC").tz_convert(self.session_tz).tz_localize(None)
+        return (local + self.shift).values.astype("datetime64[D]")
+
+    def trade_dates(self, ts_event_ns: np.ndarray) -> np.ndarray:
+        """CME trade dates of UTC nanosecond stamps (contract section 3), ``datetime64[D]``.
+
+        The session date is the date of local wall time + (24 h - roll); a session
+        date that is not a business day moves forward to the next business day.
+
+        Raises:
+            ValueError: a stamp falls after the last business day the calendar knows.
+        """
+        session = self.session_dates(ts_event_ns)
+        idx = np.searchsorted(self.days, session, side="left")
+        if len(idx) and int(idx.max()) >= len(self.days):
+            bad = session[idx >= len(self.days)][0]
+            raise ValueError(
+                f"session date {bad} is after the calendar's last business day {self.days[-1]}"
+            )
+        return self.days[idx]
+
+    def session_bounds_utc(
+        self, first: dt.date, last: dt.date
+    ) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """UTC ``[lo, hi)`` holding every bar whose trade date is in ``[first, last]``.
+
+        Bars of trade date ``first`` start right after the previous business day's
+        session (holiday sessions included); bars of ``last`` end at its roll.
+        """
+        prev = self.previous_business_day(first)
+        lo_date = (prev + dt.timedelta(days=1)) if prev is not None else first
+        return self._session_start_utc(lo_date), self._session_start_utc(
+            last + dt.timedelta(days=1)
+        )
+
+    def _session_start_utc(self, session_date: dt.date) -> pd.Timestamp:
+        wall = pd.Timestamp(session_date) - self.shift
+        return wall.tz_localize(self.session_tz).tz_convert("UTC")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "session_tz": self.session_tz,
+            "session_roll": self.session_roll,
+            "days": [str(d) for d in self.days],
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json()))
+
+    @classmethod
+    def load(cls, path: Path) -> Calendar:
+        raw = json.loads(Path(path).read_text())
+        return cls(
+            name=raw["name"],
+            session_tz=raw["session_tz"],
+            session_roll=raw["session_roll"],
+            days=np.array(raw["days"], dtype="datetime64[D]"),
+        )
+
+
+def build_calendar(
+    name: str, session_tz: str, session_roll: str, first: dt.date, last: dt.date
+) -> Calendar:
+    """Business days of ``name`` in ``pandas_market_calendars`` over ``[first, last]``.
+
+    Raises:
+        ValueError: the calendar is unknown or the roll is not ``HH:MM``.
+    """
+    import pandas_market_calendars as mcal
+
+    _check_roll(session_roll)
+    schedule = mcal.get_calendar(name).schedule(start_date=first, end_date=last)
+    days = np.asarray(schedule.index.values.astype("datetime64[D]"))
+    return Calendar(name=name, session_tz=session_tz, session_roll=session_roll, days=days)
+
+
+def _check_roll(value: str) -> None:
+    try:
+        hours, minutes = (int(x) for x in value.split(":"))
+    except ValueError as exc:
+        raise ValueError(f"session_roll {value!r} is not HH:MM") from exc
+    if not (0 <= hours < 24 and 0 <= minutes < 60):
+        raise ValueError(f"session_roll {value!r} is not HH:MM")

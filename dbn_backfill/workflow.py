@@ -1,0 +1,121 @@
+"""Parse-time planning for the Snakefile: settings, sources, groups, batches.
+
+Everything here reads only headers and small files, never a bar, so
+``snakemake -n`` prints the whole plan before any data is decoded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import checkpoints
+from .config import BackfillConfig, check_writable, from_mapping
+from .errors import CheckpointError
+from .plan import Batch, header_trade_span, overlaps, plan_chunks
+from .sources import SourceHeader, check_header, find_sources, read_header
+from .tradedate import Calendar, build_calendar
+
+#: Fixed span of the business-day calendar: the chunk grid is anchored at its first day.
+CALENDAR_FIRST = dt.date(2000, 1, 1)
+CALENDAR_LAST = dt.date(2039, 12, 31)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run will do."""
+
+    cfg: BackfillConfig
+    calendar: Calendar
+    headers: tuple[SourceHeader, ...]
+    groups: dict[str, list[str]]
+    group_spans: dict[str, tuple[dt.date, dt.date | None]]
+    batches: tuple[Batch, ...]
+    run_id: str
+
+    @property
+    def root(self) -> str:
+        return f"results/{self.cfg.symbol}"
+
+    def groups_for(self, batch: Batch) -> list[str]:
+        return sorted(
+            g for g, span in self.group_spans.items() if overlaps(span, batch.first, batch.last)
+        )
+
+    def chunk_ids(self) -> list[str]:
+        return [c.chunk_id for b in self.batches for c in b.chunks]
+
+
+def make_plan(config: dict[str, Any], run_id: str | None = None) -> Plan:
+    """Check the settings and sources and plan the run (see :class:`Plan`).
+
+    Raises:
+        ConfigError, SourceError: a bad setting or an unusable DBN file.
+    """
+    cfg = from_mapping(config)
+    calendar = build_calendar(
+        cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
+    )
+    paths = find_sources(cfg.dbn)
+    headers = tuple(read_header(p) for p in paths)
+    for header in headers:
+        check_header(header, cfg.dataset)
+    groups: dict[str, list[str]] = {}
+    spans: dict[str, tuple[dt.date, dt.date | None]] = {}
+    for header in headers:
+        groups.setdefault(header.group, []).append(str(header.path))
+        lo, hi = header_trade_span(header, calendar)
+        if header.group in spans:
+            old_lo, old_hi = spans[header.group]
+            hi = None if hi is None or old_hi is None else max(hi, old_hi)
+            lo = min(lo, old_lo)
+        spans[header.group] = (lo, hi)
+    batches = plan_chunks(calendar, cfg.start, cfg.end, cfg.chunk_days, cfg.chunks_per_job)
+    return Plan(
+        cfg=cfg,
+        calendar=calendar,
+        headers=headers,
+        groups=groups,
+        group_spans=spans,
+        batches=tuple(batches),
+        run_id=run_id or default_run_id(),
+    )
+
+
+def default_run_id() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+
+
+def check_before_run(plan: Plan) -> None:
+    """What must hold before a (non dry) run starts any work.
+
+    Raises:
+        ConfigError: the database or checkpoint location cannot be written.
+        CheckpointError: a chunk of the plan failed before and ``retry_failed`` is off.
+    """
+    check_writable(plan.cfg)
+    check_failed(plan)
+
+
+def check_failed(plan: Plan) -> None:
+    """Stop at once when a chunk of the plan is ``failed`` and ``retry_failed`` is off."""
+    if plan.cfg.retry_failed:
+        return
+    bad = checkpoints.failed(plan.cfg.checkpoint, plan.chunk_ids())
+    if bad:
+        listing = " | ".join(f"{cid}: {err}" for cid, err in bad)
+        raise CheckpointError(
+            f"{len(bad)} chunks failed in an earlier run and retry_failed is off: {listing}. "
+            "Fix the cause, then rerun with retry_failed=true (CLI: --retry-failed)."
+        )
+
+
+def lock_paths(plan: Plan, workdir: Path) -> list[tuple[Path, str]]:
+    db = plan.cfg.db
+    return [
+        (db.with_name(db.name + ".lock"), f"database {db}"),
+        (Path(workdir) / ".dbn-backfill.lock", f"work directory {Path(workdir).resolve()}"),
+    ]

@@ -1,0 +1,14 @@
+# The CME business days, computed once so jobs need not import the calendar library.
+
+
+rule build_calendar:
+    output:
+        calendar_file(),
+    params:
+        name=PLAN.cfg.calendar,
+        session_tz=PLAN.cfg.session_tz,
+        session_roll=PLAN.cfg.session_roll,
+    log:
+        f"{LOGS}/build_calendar.log",
+    script:
+        "../scripts/build_calendar.py"

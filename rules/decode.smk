@@ -1,0 +1,18 @@
+# Source -> decoded: each group of DBN files (by the UTC month its header starts in)
+# becomes one parquet of the root's outright bars with raw symbol and trade date.
+
+
+rule decode_sources:
+    input:
+        dbn=decoded_files,
+        calendar=calendar_file(),
+    output:
+        parquet=f"{ROOT}/decoded/{{group}}.parquet",
+        summary=f"{ROOT}/decoded/{{group}}.json",
+    params:
+        symbol=PLAN.cfg.symbol,
+        dataset=PLAN.cfg.dataset,
+    log:
+        f"{LOGS}/decode_sources/{{group}}.log",
+    script:
+        "../scripts/decode_sources.py"
