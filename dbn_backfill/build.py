@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from .contracts import select_front
 from .errors import RecordError
+from .faults import kill_point
 from .plan import Chunk
 from .rows import dedupe, describe, invalid_mask, to_price
 from .schema import ARROW_SCHEMA, bars_schema
@@ -230,6 +231,7 @@ def build_batch(
         selections.append(selection)
         table = pa.Table.from_pandas(bars, schema=ARROW_SCHEMA, preserve_index=False)
         _write_bars(out, table)
+        kill_point("build")
         digest = content_hash(bars, selection)
         results.append(
             ChunkResult(

@@ -8,34 +8,27 @@ Records are read in fixed-size blocks; nothing holds a whole history.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import struct
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import databento_dbn
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zstandard
 from databento.common.symbology import InstrumentMap
 
 from .contracts import outright_pattern
 from .errors import SourceError
-from .sources import DBN_MAGIC, UNDEF_TIMESTAMP, ZSTD_MAGIC, check_header, read_header
+from .faults import kill_point
+from .sources import UNDEF_TIMESTAMP, DbnReader, check_header, read_header
 from .tradedate import NS_PER_DAY, Calendar
 
 log = logging.getLogger(__name__)
 
 RTYPE_OHLCV_1M = 33
-OHLCV_DTYPE = np.dtype(databento_dbn.OHLCVMsg._dtypes)
-BLOCK_RECORDS = 1 << 20
-READ_BYTES = 1 << 22
 
 DECODED_SCHEMA = pa.schema(
     [
@@ -77,116 +70,6 @@ class GroupSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {"group": self.group, "files": [asdict(f) for f in self.files]}
-
-
-class DbnReader:
-    """Decompressing, hashing reader of one DBN file.
-
-    Yields the metadata first (:meth:`metadata`), then blocks of OHLCV records
-    (:meth:`blocks`). A truncated zstd frame or a partial record is an error,
-    never a warning: a half-downloaded file must stop the run.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.size = self.path.stat().st_size
-        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        self._sha = hashlib.sha256()
-        first = self._handle.read(4)
-        self._handle.seek(0)
-        self._zstd = first == ZSTD_MAGIC
-        self._dobj: Any = zstandard.ZstdDecompressor().decompressobj() if self._zstd else None
-        self._buffer = bytearray()
-        self._eof = False
-        self.version = 0
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> DbnReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def sha256(self) -> str:
-        return self._sha.hexdigest()
-
-    def _fill(self, need: int) -> None:
-        while len(self._buffer) < need and not self._eof:
-            raw = self._handle.read(READ_BYTES)
-            if not raw:
-                self._eof = True
-                if self._zstd and not self._dobj.eof:
-                    raise SourceError(f"{self.path}: truncated zstd stream (incomplete frame)")
-                break
-            self._sha.update(raw)
-            if not self._zstd:
-                self._buffer += raw
-                continue
-            while raw:
-                if self._dobj.eof:
-                    self._dobj = zstandard.ZstdDecompressor().decompressobj()
-                self._buffer += self._dobj.decompress(raw)
-                raw = self._dobj.unused_data if self._dobj.eof else b""
-
-    def metadata(self) -> databento_dbn.Metadata:
-        """Decode the DBN header.
-
-        Raises:
-            SourceError: not DBN, or the header is truncated or invalid.
-        """
-        try:
-            self._fill(8)
-        except zstandard.ZstdError as exc:
-            raise SourceError(f"{self.path}: not a readable zstd/DBN file: {exc}") from exc
-        if len(self._buffer) < 8 or bytes(self._buffer[:3]) != DBN_MAGIC:
-            raise SourceError(f"{self.path}: not a DBN file (no DBN header)")
-        self.version = self._buffer[3]
-        (length,) = struct.unpack_from("<I", self._buffer, 4)
-        self._fill(8 + length)
-        if len(self._buffer) < 8 + length:
-            raise SourceError(f"{self.path}: truncated DBN header")
-        decoder = databento_dbn.DBNDecoder(
-            upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3
-        )
-        try:
-            decoder.write(bytes(self._buffer[: 8 + length]))
-            items = decoder.decode()
-        except databento_dbn.DBNError as exc:
-            raise SourceError(f"{self.path}: invalid DBN header: {exc}") from exc
-        if not items or not isinstance(items[0], databento_dbn.Metadata):
-            raise SourceError(f"{self.path}: invalid DBN header")
-        del self._buffer[: 8 + length]
-        return items[0]
-
-    def blocks(self, count: int = BLOCK_RECORDS) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(index of first record, records)`` blocks of at most ``count`` records.
-
-        Raises:
-            SourceError: the file ends inside a record or a zstd frame.
-        """
-        size = OHLCV_DTYPE.itemsize
-        index = 0
-        while True:
-            try:
-                self._fill(size * count)
-            except zstandard.ZstdError as exc:
-                raise SourceError(f"{self.path}: corrupt zstd data: {exc}") from exc
-            whole = (len(self._buffer) // size) * size
-            if whole == 0:
-                if self._buffer:
-                    raise SourceError(
-                        f"{self.path}: truncated: {len(self._buffer)} trailing bytes after "
-                        f"record {index} do not make a whole {size}-byte OHLCV record"
-                    )
-                return
-            take = min(whole, size * count)
-            block = np.frombuffer(bytes(self._buffer[:take]), dtype=OHLCV_DTYPE)
-            del self._buffer[:take]
-            yield index, block
-            index += len(block)
 
 
 def decode_group(
@@ -261,6 +144,7 @@ def _decode_file(
             first_td = lo if first_td is None else min(first_td, lo)
             last_td = hi if last_td is None else max(last_td, hi)
             writer.write_table(_to_table(str(path), records, symbols, trade_dates))
+            kill_point("decode")
         summary.sha256 = reader.sha256
     summary.first_trade_date = None if first_td is None else str(first_td)
     summary.last_trade_date = None if last_td is None else str(last_td)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .database import connect, first_row, table_exists
 from .errors import GateError
+from .faults import kill_point
 from .schema import TABLE
 from .sources import SourceHeader
 from .tradedate import Calendar
@@ -76,6 +77,7 @@ def run_gates(
     seed: str,
 ) -> list[GateResult]:
     """Run every gate; returns the results (the caller fails the run on any failure)."""
+    kill_point("gates")
     con = connect(db, read_only=True)
     try:
         if not table_exists(con, TABLE):
@@ -248,8 +250,9 @@ def recount_from_dbn(
     """Distinct bars of ``wanted[day]`` (a raw symbol) per trade date, read from DBN files."""
     from databento.common.symbology import InstrumentMap
 
-    from .decode import DbnReader, resolve_codes
+    from .decode import resolve_codes
     from .plan import header_trade_span, overlaps
+    from .sources import DbnReader
 
     days = sorted(wanted)
     targets = sorted(set(wanted.values()))

@@ -24,6 +24,7 @@ import duckdb
 from . import checkpoints
 from .database import connect, ensure_tables, first_row
 from .errors import BackfillError, CompletenessError
+from .faults import kill_point
 from .tradedate import Calendar
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,8 @@ def _merge_one(
                 f"{in_range}, expected {expected}"
             )
         _write_lineage(con, chunk, symbol, sources, run_id, expected)
+        if report.committed:
+            kill_point("merge_in_transaction")
         con.execute("COMMIT")
     except Exception as exc:
         with contextlib.suppress(duckdb.Error):
@@ -261,6 +264,8 @@ def _merge_one(
         checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
         log.exception("chunk %s rolled back", chunk.chunk_id)
         raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}") from exc
+    if report.committed:
+        kill_point("merge_after_commit")
     committed_at = first_row(
         con.execute(
             "SELECT committed_at FROM bars_1m_chunks WHERE symbol = ? AND chunk_id = ?",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import databento_dbn
+import numpy as np
 import zstandard
 
 from .errors import SourceError
@@ -21,7 +24,9 @@ from .errors import SourceError
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DBN_MAGIC = b"DBN"
 UNDEF_TIMESTAMP = 2**64 - 1
-HEADER_READ = 1 << 16
+OHLCV_DTYPE = np.dtype(databento_dbn.OHLCVMsg._dtypes)
+BLOCK_RECORDS = 1 << 20
+READ_BYTES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -81,14 +86,116 @@ def find_sources(dbn: Path) -> list[Path]:
     return found
 
 
-def open_dbn_stream(path: Path) -> io.BufferedIOBase:
-    """A binary stream of the decompressed DBN bytes of ``path`` (zstd detected by magic)."""
-    raw = open(path, "rb")  # noqa: SIM115 - the caller closes the returned stream
-    magic = raw.read(4)
-    raw.seek(0)
-    if magic == ZSTD_MAGIC:
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
-    return raw
+class DbnReader:
+    """Decompressing, hashing reader of one DBN file.
+
+    Yields the metadata first (:meth:`metadata`), then blocks of OHLCV records
+    (:meth:`blocks`). A truncated zstd frame or a partial record is an error,
+    never a warning: a half-downloaded file must stop the run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.size = self.path.stat().st_size
+        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._sha = hashlib.sha256()
+        first = self._handle.read(4)
+        self._handle.seek(0)
+        self._zstd = first == ZSTD_MAGIC
+        self._dobj: Any = zstandard.ZstdDecompressor().decompressobj() if self._zstd else None
+        self._buffer = bytearray()
+        self._eof = False
+        self.version = 0
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> DbnReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def _fill(self, need: int) -> None:
+        while len(self._buffer) < need and not self._eof:
+            raw = self._handle.read(min(READ_BYTES, max(1 << 16, need - len(self._buffer))))
+            if not raw:
+                self._eof = True
+                if self._zstd and not self._dobj.eof:
+                    raise SourceError(f"{self.path}: truncated zstd stream (incomplete frame)")
+                break
+            self._sha.update(raw)
+            if not self._zstd:
+                self._buffer += raw
+                continue
+            while raw:
+                if self._dobj.eof:
+                    self._dobj = zstandard.ZstdDecompressor().decompressobj()
+                self._buffer += self._dobj.decompress(raw)
+                raw = self._dobj.unused_data if self._dobj.eof else b""
+
+    def metadata(self) -> databento_dbn.Metadata:
+        """Decode the DBN header.
+
+        Raises:
+            SourceError: not DBN, or the header is truncated or invalid.
+        """
+        try:
+            self._fill(8)
+        except zstandard.ZstdError as exc:
+            raise SourceError(f"{self.path}: not a readable zstd/DBN file: {exc}") from exc
+        if self.size == 0:
+            raise SourceError(f"{self.path}: empty file, not a DBN file")
+        if len(self._buffer) < 8 or bytes(self._buffer[:3]) != DBN_MAGIC:
+            raise SourceError(f"{self.path}: not a DBN file (no DBN header)")
+        self.version = self._buffer[3]
+        (length,) = struct.unpack_from("<I", self._buffer, 4)
+        self._fill(8 + length)
+        if len(self._buffer) < 8 + length:
+            raise SourceError(f"{self.path}: truncated DBN header")
+        decoder = databento_dbn.DBNDecoder(
+            upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3
+        )
+        try:
+            decoder.write(bytes(self._buffer[: 8 + length]))
+            items = decoder.decode()
+        except databento_dbn.DBNError as exc:
+            raise SourceError(f"{self.path}: invalid DBN header: {exc}") from exc
+        if not items or not isinstance(items[0], databento_dbn.Metadata):
+            raise SourceError(f"{self.path}: invalid DBN header")
+        del self._buffer[: 8 + length]
+        return items[0]
+
+    def blocks(self, count: int = BLOCK_RECORDS) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index of first record, records)`` blocks of at most ``count`` records.
+
+        Raises:
+            SourceError: the file ends inside a record or a zstd frame.
+        """
+        size = OHLCV_DTYPE.itemsize
+        index = 0
+        while True:
+            try:
+                self._fill(size * count)
+            except zstandard.ZstdError as exc:
+                raise SourceError(f"{self.path}: corrupt zstd data: {exc}") from exc
+            whole = (len(self._buffer) // size) * size
+            if whole == 0:
+                if self._buffer:
+                    raise SourceError(
+                        f"{self.path}: truncated: {len(self._buffer)} trailing bytes after "
+                        f"record {index} do not make a whole {size}-byte OHLCV record"
+                    )
+                return
+            take = min(whole, size * count)
+            block = np.frombuffer(bytes(self._buffer[:take]), dtype=OHLCV_DTYPE)
+            del self._buffer[:take]
+            yield index, block
+            index += len(block)
 
 
 def read_header(path: Path) -> SourceHeader:
@@ -97,35 +204,9 @@ def read_header(path: Path) -> SourceHeader:
     Raises:
         SourceError: the file is empty, not DBN, or its header is truncated.
     """
-    decoder = databento_dbn.DBNDecoder(
-        upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3
-    )
-    version = 0
-    try:
-        with open_dbn_stream(path) as stream:
-            first = True
-            while True:
-                block = stream.read(HEADER_READ)
-                if first:
-                    if not block:
-                        raise SourceError(f"{path}: empty file, not a DBN file")
-                    if block[:3] != DBN_MAGIC:
-                        raise SourceError(f"{path}: not a DBN file (no DBN header)")
-                    version = block[3]
-                    first = False
-                if not block:
-                    raise SourceError(f"{path}: truncated DBN header")
-                decoder.write(block)
-                decoded = decoder.decode()
-                if decoded:
-                    metadata = decoded[0]
-                    break
-    except SourceError:
-        raise
-    except (databento_dbn.DBNError, zstandard.ZstdError, OSError, ValueError) as exc:
-        raise SourceError(f"{path}: cannot read the DBN header: {exc}") from exc
-    if not isinstance(metadata, databento_dbn.Metadata):
-        raise SourceError(f"{path}: first DBN item is not metadata")
+    with DbnReader(path) as reader:
+        metadata = reader.metadata()
+        version = reader.version
     end = metadata.end
     return SourceHeader(
         path=Path(path),

@@ -1,0 +1,105 @@
+"""Real Databento fixtures: versions 1-3, plain and zstd, wrong schemas, broken files."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import FIXTURES
+
+from dbn_backfill.decode import decode_group
+from dbn_backfill.errors import SourceError
+from dbn_backfill.sources import check_header, find_sources, read_header
+
+OHLCV_1M = sorted(FIXTURES.glob("*ohlcv-1m*"))
+WRONG = sorted(p for p in FIXTURES.glob("*.dbn*") if "ohlcv-1m" not in p.name)
+
+
+@pytest.mark.parametrize("path", OHLCV_1M, ids=lambda p: p.name)
+def test_fixture_decodes(tmp_path, calendar, path):
+    summary = decode_group(
+        [path],
+        "g",
+        tmp_path / "d.parquet",
+        tmp_path / "d.json",
+        symbol="ES",
+        dataset="GLBX.MDP3",
+        calendar=calendar,
+    )
+    table = pq.read_table(tmp_path / "d.parquet").to_pandas()
+    assert summary.files[0].records == len(table) > 0
+    assert set(table["raw_symbol"]) == {"ESH1"}
+    assert set(table["trade_date"].astype(str)) == {"2020-12-28"}
+    assert summary.files[0].version == int(read_header(path).version)
+
+
+@pytest.mark.parametrize("path", WRONG, ids=lambda p: p.name)
+def test_wrong_schema_refused(path):
+    header = read_header(path)
+    with pytest.raises(SourceError, match=rf"{path.name}.*schema is '{header.schema}'"):
+        check_header(header, "GLBX.MDP3")
+
+
+def test_wrong_dataset_refused():
+    with pytest.raises(SourceError, match="dataset is 'GLBX.MDP3', expected 'XNAS.ITCH'"):
+        check_header(read_header(OHLCV_1M[0]), "XNAS.ITCH")
+
+
+def test_folder_search(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    shutil.copy(OHLCV_1M[0], tmp_path / "a" / "b" / "x.dbn.zst")
+    shutil.copy(OHLCV_1M[1], tmp_path / "a" / "y.dbn")
+    (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "y.dbn.zst.part").write_text("ignored")
+    found = find_sources(tmp_path)
+    assert [p.name for p in found] == ["x.dbn.zst", "y.dbn"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SourceError, match="holds no"):
+        find_sources(empty)
+    with pytest.raises(SourceError, match="does not exist"):
+        find_sources(tmp_path / "missing")
+
+
+def test_truncated_zstd_is_an_error(tmp_path, calendar):
+    source = next(p for p in OHLCV_1M if p.name.endswith(".zst"))
+    cut = tmp_path / "cut.dbn.zst"
+    cut.write_bytes(source.read_bytes()[:-12])
+    with pytest.raises(SourceError, match="cut.dbn.zst.*truncated"):
+        decode_group(
+            [cut],
+            "g",
+            tmp_path / "d.parquet",
+            tmp_path / "d.json",
+            symbol="ES",
+            dataset="GLBX.MDP3",
+            calendar=calendar,
+        )
+
+
+def test_truncated_plain_is_an_error(tmp_path, calendar):
+    source = next(p for p in OHLCV_1M if p.name.endswith(".dbn"))
+    cut = tmp_path / "cut.dbn"
+    cut.write_bytes(source.read_bytes()[:-10])
+    with pytest.raises(SourceError, match="cut.dbn: truncated"):
+        decode_group(
+            [cut],
+            "g",
+            tmp_path / "d.parquet",
+            tmp_path / "d.json",
+            symbol="ES",
+            dataset="GLBX.MDP3",
+            calendar=calendar,
+        )
+
+
+def test_not_dbn(tmp_path):
+    junk = tmp_path / "junk.dbn"
+    junk.write_text("date,open,high\n2024-01-02,1,2\n")
+    with pytest.raises(SourceError, match="junk.dbn: not a DBN file"):
+        read_header(junk)
+    empty = tmp_path / "empty.dbn.zst"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError, match="empty.dbn.zst: empty file"):
+        read_header(empty)
