@@ -62,6 +62,9 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     Raises:
         ConfigError: a malformed date, a start after end, or a non-positive number.
     """
+    for flag in ("db", "dbn", "checkpoint", "symbol"):
+        if not str(getattr(args, flag)).strip():
+            raise ConfigError(f"--{flag} is empty")
     start = parse_date(args.start, "start")
     end = parse_date(args.end, "end")
     if start > end:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import checkpoints
+from . import checkpoints, lock
 from .config import BackfillConfig, check_writable, from_mapping
 from .errors import CheckpointError
 from .plan import Batch, header_trade_span, overlaps, plan_chunks
@@ -89,14 +89,19 @@ def default_run_id() -> str:
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
 
 
-def check_before_run(plan: Plan) -> None:
-    """What must hold before a (non dry) run starts any work.
+def check_before_run(plan: Plan, workdir: Path) -> None:
+    """What must hold before a (non dry) run starts any work, in this order: the
+    database and checkpoint locations are writable, no other run holds the locks
+    (taken here, held until this process exits), no chunk of the plan failed before.
 
     Raises:
         ConfigError: the database or checkpoint location cannot be written.
+        LockError: another backfill runs on the same database or work directory.
         CheckpointError: a chunk of the plan failed before and ``retry_failed`` is off.
     """
     check_writable(plan.cfg)
+    for lock_file, what in lock_paths(plan, workdir):
+        lock.acquire(lock_file, what)
     check_failed(plan)
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from dbn_backfill import lock
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.summary import print_summary
-from dbn_backfill.workflow import check_before_run, lock_paths, make_plan
+from dbn_backfill.workflow import check_before_run, make_plan
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -18,9 +17,7 @@ RUN_STARTED = time.time()
 try:
     PLAN = make_plan(config, run_id=config.get("run_id"))
     if workflow.is_main_process and not workflow.output_settings.dryrun:
-        for lock_file, what in lock_paths(PLAN, Path.cwd()):
-            lock.acquire(lock_file, what)
-        check_before_run(PLAN)
+        check_before_run(PLAN, Path.cwd())
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 

@@ -140,14 +140,16 @@ class Run:
     end: dt.date
     chunk_days: int = 5
     workers: int = 2
+    db_path: Path | None = None
+    checkpoint_dir: Path | None = None
 
     @property
     def db(self) -> Path:
-        return self.root / "bars.duckdb"
+        return self.db_path or self.root / "bars.duckdb"
 
     @property
     def checkpoint(self) -> Path:
-        return self.root / "checkpoints"
+        return self.checkpoint_dir or self.root / "checkpoints"
 
     @property
     def workdir(self) -> Path:
@@ -164,6 +166,17 @@ class Run:
             "--checkpoint", str(self.checkpoint), "--workdir", str(self.workdir), *extra,
         ]  # fmt: skip
 
+    def popen(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start the backfill in its own process group (so it can be killed as a tree)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "dbn_backfill.cli", *self.args(*extra)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
     def run(
         self,
         *extra: str,
@@ -178,6 +191,7 @@ class Run:
             text=True,
             timeout=timeout,
             env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
         if check is True:
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
@@ -209,7 +223,10 @@ def db_hash(db: Path) -> str:
     """Content hash of bars_1m and the lineage tables (commit times excluded from none)."""
     if not db.exists():
         return "absent"
-    con = duckdb.connect(str(db), read_only=True)
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:  # not a DuckDB file: its bytes are its content
+        return hashlib.sha256(db.read_bytes()).hexdigest()
     digest = hashlib.sha256()
     try:
         con.execute("SET TimeZone='UTC'").fetchall()
