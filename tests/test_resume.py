@@ -1,0 +1,196 @@
+"""Crash and resume, concurrency, and gates that bite: the real workflow, killed and tampered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import Run, content_hash, db_hash
+
+from dbn_backfill.faults import KILL_ENV, POINTS
+from dbn_backfill.gates import run_gates
+from dbn_backfill.sources import find_sources, read_header
+from dbn_backfill.synth import generate
+
+D = dt.date
+START, END = D(2024, 1, 2), D(2024, 2, 29)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "dbn"
+    generate(out, D(2024, 1, 1), D(2024, 2, 29), seed=11, layout="daily")
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(sample, tmp_path_factory) -> tuple[Run, str]:
+    run = Run(tmp_path_factory.mktemp("clean"), sample, "MGC", START, END, chunk_days=5)
+    run.run("--chunks-per-job", "3", check=True)
+    return run, content_hash(run.db)
+
+
+def fresh_run(sample: Path, tmp_path: Path) -> Run:
+    return Run(tmp_path, sample, "MGC", START, END, chunk_days=5)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_kill_at_a_named_point_then_resume(sample, reference, tmp_path, point):
+    run = fresh_run(sample, tmp_path)
+    killed = run.run("--chunks-per-job", "3", env={KILL_ENV: point})
+    assert killed.returncode != 0, f"the run was not killed at {point}"
+    assert "summary (OK)" not in killed.stderr
+    done_before = {k: v for k, v in run.checkpoints().items() if v["status"] == "done"}
+    resumed = run.run("--chunks-per-job", "3", check=True)  # same command, no flag, no cleanup
+    assert content_hash(run.db) == reference[1]
+    states = run.checkpoints()
+    assert states and all(s["status"] == "done" for s in states.values())
+    for chunk_id, state in done_before.items():  # not redone: same commit time
+        assert states[chunk_id]["finished_at"] == state["finished_at"]
+    assert "LockException" not in resumed.stderr
+
+
+def test_kill_at_random_times_then_resume(sample, reference, tmp_path):
+    rng = random.Random(20261126)
+    run = fresh_run(sample, tmp_path)
+    for _ in range(3):
+        proc = run.popen("--chunks-per-job", "3")
+        time.sleep(rng.uniform(0.5, 6.0))
+        try:
+            import os
+
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate(timeout=60)
+    run.run("--chunks-per-job", "3", check=True)
+    assert content_hash(run.db) == reference[1]
+    assert all(s["status"] == "done" for s in run.checkpoints().values())
+
+
+def lock_is_held(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def test_second_run_is_refused_while_one_runs(sample, reference, tmp_path):
+    run = fresh_run(sample, tmp_path)
+    first = run.popen("--chunks-per-job", "3")
+    deadline = time.time() + 60
+    while not lock_is_held(run.workdir / ".dbn-backfill.lock") and time.time() < deadline:
+        time.sleep(0.05)
+    same_db_other_workdir = run.with_(root=tmp_path / "other")
+    same_db_other_workdir.root.mkdir()
+    second = same_db_other_workdir.with_(db_path=run.db).run("--chunks-per-job", "3", check=False)
+    assert "another backfill is running on database" in second.stderr
+    third = run.with_(db_path=tmp_path / "other.duckdb").run("--chunks-per-job", "3", check=False)
+    assert "another backfill is running on work directory" in third.stderr
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert content_hash(run.db) == reference[1]
+    con = duckdb.connect(str(run.db), read_only=True)  # readers are fine once no merge runs
+    assert con.execute("SELECT count(*) FROM bars_1m").fetchall()[0][0] > 0
+    con.close()
+
+
+def tampered(reference: tuple[Run, str], tmp_path: Path, sql: str) -> Path:
+    db = tmp_path / "tampered.duckdb"
+    shutil.copy(reference[0].db, db)
+    con = duckdb.connect(str(db))
+    con.execute("SET TimeZone='UTC'").fetchall()
+    for statement in sql.split(";"):
+        if statement.strip():
+            con.execute(statement).fetchall()
+    con.close()
+    return db
+
+
+def gates_on(db: Path, run: Run, calendar) -> dict[str, str]:
+    results = run_gates(
+        db=db, symbol="MGC", start=START, end=END, expected_gaps=(), calendar=calendar,
+        headers=[read_header(p) for p in find_sources(run.dbn)], spot_check_days=5, seed="t",
+    )  # fmt: skip
+    return {r.name: r.detail for r in results if not r.passed}
+
+
+def test_gates_pass_on_a_clean_table(reference, calendar):
+    assert gates_on(reference[0].db, reference[0], calendar) == {}
+
+
+@pytest.mark.parametrize(
+    ("sql", "gate", "found"),
+    [
+        (
+            "UPDATE bars_1m SET source_symbol = 'MGCM4' WHERE ts_utc = "
+            "(SELECT min(ts_utc) FROM bars_1m WHERE ts_utc > '2024-01-10 15:00+00')",
+            "one source_symbol per (symbol, trade date)",
+            "2024-01-10",
+        ),
+        (
+            "UPDATE bars_1m SET high = low - 1 WHERE ts_utc = (SELECT min(ts_utc) FROM bars_1m)",
+            "every row satisfies section 4",
+            "1 rows break section 4",
+        ),
+        (
+            "DELETE FROM bars_1m WHERE ts_utc >= '2024-01-22 00:00+00' AND ts_utc < '2024-01-22 22:00+00';"
+            "DELETE FROM bars_1m WHERE ts_utc >= '2024-01-21 22:00+00' AND ts_utc < '2024-01-22 23:00+00'",
+            "completeness of [start, end]",
+            "2024-01-22",
+        ),
+        (
+            "CREATE TABLE copy AS SELECT * FROM bars_1m; DROP TABLE bars_1m;"
+            "CREATE TABLE bars_1m AS SELECT * FROM copy; DROP TABLE copy;"
+            "INSERT INTO bars_1m SELECT * FROM bars_1m ORDER BY ts_utc LIMIT 1",
+            "no duplicate (symbol, ts_utc)",
+            "duplicated",
+        ),
+        (
+            "DELETE FROM bars_1m WHERE minute(ts_utc) = 7 AND hour(ts_utc) = 15",  # every day
+            "spot-check against DBN",
+            "mismatch",
+        ),
+    ],
+    ids=[
+        "two_sources_one_day",
+        "high_below_low",
+        "deleted_day",
+        "duplicate_without_key",
+        "lost_bar",
+    ],
+)
+def test_gates_bite(reference, tmp_path, calendar, sql, gate, found):
+    failed = gates_on(tampered(reference, tmp_path, sql), reference[0], calendar)
+    assert gate in failed, failed
+    assert found in failed[gate]
+
+
+def test_a_tampered_table_fails_the_next_run_loudly(reference, tmp_path):
+    run = reference[0].with_(root=tmp_path)
+    shutil.copytree(reference[0].workdir, run.workdir)
+    shutil.copytree(reference[0].checkpoint, run.checkpoint)
+    shutil.copy(
+        tampered(
+            reference,
+            tmp_path,
+            "UPDATE bars_1m SET high = low - 1 WHERE ts_utc = (SELECT max(ts_utc) FROM bars_1m)",
+        ),
+        run.db,
+    )
+    before = db_hash(run.db)
+    proc = run.run("--chunks-per-job", "3", check=False)
+    assert "honesty gates failed" in proc.stderr and "break section 4" in proc.stderr
+    assert db_hash(run.db) == before
