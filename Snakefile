@@ -14,6 +14,6 @@ include: "rules/gates.smk"
 
 
 rule all:
+    default_target: True
     input:
         gates_report(),
-    default_target: True

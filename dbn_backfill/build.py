@@ -24,10 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .contracts import select_front
-from .errors import RecordError
 from .faults import kill_point
 from .plan import Chunk
-from .rows import dedupe, describe, invalid_mask, to_price
+from .rows import VALUE_COLUMNS, dedupe, describe, invalid_mask, to_price
 from .schema import ARROW_SCHEMA, bars_schema
 
 log = logging.getLogger(__name__)
@@ -83,43 +82,18 @@ def read_decoded(paths: list[Path], first: dt.date, last: dt.date) -> pd.DataFra
     return frame
 
 
-def build_chunk(
-    frame: pd.DataFrame, chunk: Chunk, symbol: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Bars and selection of one chunk from its decoded records.
+def select_bars(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Front contract per trade date and its bars, for valid, de-duplicated records.
 
     Args:
-        frame: decoded records whose trade date lies in the chunk.
-        chunk: the chunk.
+        frame: decoded records (any number of trade dates), already checked.
         symbol: the root.
 
     Returns:
-        ``(bars, selection)``: bars in table order sorted by ``ts_utc``; one selection
-        row per trade date with bars.
-
-    Raises:
-        RecordError: an unresolved instrument, a row breaking section 4, or a
-            conflicting duplicate; the message names the file and the record.
+        ``(bars, selection)``: bars in table order sorted by ``ts_utc`` (plus the
+        ``chunk`` position column when ``frame`` has it); one selection row per trade
+        date. Ranking: total volume, then earliest expiry, then raw symbol.
     """
-    unresolved = frame["raw_symbol"].isna()
-    if unresolved.any():
-        row = frame[unresolved].sort_values("ts_event").iloc[0]
-        raise RecordError(
-            f"chunk {chunk.chunk_id}: {int(unresolved.sum())} records have no symbol mapping "
-            f"on their UTC date (contract section 2), first: {describe(row)}"
-        )
-    bad, reasons = invalid_mask(frame)
-    if bad.any():
-        order = np.argsort(frame["ts_event"].to_numpy()[bad], kind="stable")
-        first = frame[bad].iloc[order[0]]
-        raise RecordError(
-            f"chunk {chunk.chunk_id}: {int(bad.sum())} invalid outright records (contract "
-            f"section 4), first: {describe(first)}: {reasons[bad][order[0]]}"
-        )
-    frame, errors = dedupe(frame)
-    if errors:
-        raise RecordError(f"chunk {chunk.chunk_id}: " + "; ".join(errors))
-
     per_iid = (
         frame.groupby(["trade_date", "raw_symbol", "instrument_id"], sort=True)["volume"]
         .sum()
@@ -137,7 +111,6 @@ def build_chunk(
     )
     volumes["volume"] = volumes["volume"].astype("int64")
     selection = select_front(volumes, symbol)
-
     chosen = frame.merge(
         selection[["trade_date", "source_symbol"]],
         left_on=["trade_date", "raw_symbol"],
@@ -160,7 +133,59 @@ def build_chunk(
     ).reset_index(drop=True)
     bars["ts_utc"] = bars["ts_utc"].astype("datetime64[us, UTC]")
     bars["symbol"] = bars["symbol"].astype(object)
+    if "chunk" in chosen:
+        bars["chunk"] = chosen["chunk"].to_numpy()
     return bars, selection
+
+
+def chunk_errors(frame: pd.DataFrame, chunks: list[Chunk]) -> dict[int, str]:
+    """The first broken rule of every chunk that breaks one (sections 2 and 4).
+
+    Args:
+        frame: decoded records with a ``chunk`` column (position in ``chunks``).
+
+    Returns:
+        chunk position -> message naming the file, instrument, raw symbol,
+        ``ts_event`` and values of the first offending record.
+    """
+    errors: dict[int, str] = {}
+    pos = frame["chunk"].to_numpy()
+
+    def first_per_chunk(mask: np.ndarray, message: str) -> None:
+        if not mask.any():
+            return
+        hits = frame[mask].sort_values("ts_event", kind="mergesort")
+        counts = hits.groupby("chunk").size()
+        for _, row in hits.groupby("chunk").head(1).iterrows():
+            c = int(row["chunk"])
+            if c in errors:
+                continue
+            why = f": {row['_reason']}" if row.get("_reason") else ""
+            errors[c] = (
+                f"chunk {chunks[c].chunk_id}: {int(counts[c])} {message}, "
+                f"first: {describe(row)}{why}"
+            )
+
+    frame["_reason"] = ""
+    first_per_chunk(
+        frame["raw_symbol"].isna().to_numpy(),
+        "records have no symbol mapping on their UTC date (contract section 2)",
+    )
+    bad, reasons = invalid_mask(frame)
+    frame["_reason"] = reasons
+    first_per_chunk(bad, "invalid outright records (contract section 4)")
+    frame.drop(columns="_reason", inplace=True)
+    key = ["instrument_id", "ts_event"]
+    suspects = frame.duplicated(key, keep=False).to_numpy()
+    distinct = frame.drop_duplicates([*key, *VALUE_COLUMNS])
+    suspects_clash = distinct.duplicated(["raw_symbol", "ts_event"], keep=False)
+    for c in sorted(set(pos[suspects]) | set(distinct["chunk"][suspects_clash])):
+        if int(c) in errors:
+            continue
+        _, problems = dedupe(frame[pos == c])
+        if problems:
+            errors[int(c)] = f"chunk {chunks[int(c)].chunk_id}: " + "; ".join(problems)
+    return errors
 
 
 def content_hash(bars: pd.DataFrame, selection: pd.DataFrame) -> str:
@@ -187,70 +212,65 @@ def build_batch(
     """Build every chunk of a batch, writing each chunk's parquet, the batch's
     selection parquet and its manifest (what the merge reads).
 
-    A chunk breaking a rule does not stop its siblings: it is written empty and
-    reported ``failed`` with the message (and the last good ``ts_event`` before it).
+    Checks and selection run once over the whole batch (vectorized); results are
+    then cut per chunk. A chunk breaking a rule does not stop its siblings: it is
+    written empty and reported ``failed`` with the message.
     """
     if len(chunks) != len(chunk_outputs):
         raise ValueError("one output path per chunk is required")
     frame = read_decoded(decoded, chunks[0].first, chunks[-1].last)
-    check = bars_schema(symbol)
+    firsts = np.array([np.datetime64(c.first, "D") for c in chunks])
+    frame["chunk"] = np.searchsorted(firsts, frame["trade_date"].to_numpy(), side="right") - 1
+    errors = chunk_errors(frame, chunks)
+    good = frame[~np.isin(frame["chunk"].to_numpy(), list(errors))]
+    good = good.drop_duplicates(["instrument_id", "ts_event", *VALUE_COLUMNS])
+    bars, selection = select_bars(good, symbol)
+    bars_schema(symbol).validate(bars.drop(columns="chunk"), lazy=False)
+    selection = selection.assign(symbol=symbol)
+    sel_chunk = np.searchsorted(firsts, selection["trade_date"].to_numpy(), side="right") - 1
+    selection["chunk_id"] = [chunks[int(c)].chunk_id for c in sel_chunk]
+
     results: list[ChunkResult] = []
-    selections: list[pd.DataFrame] = []
-    dates = frame["trade_date"].to_numpy()
-    for chunk, out in zip(chunks, chunk_outputs, strict=True):
-        lo, hi = np.datetime64(chunk.first, "D"), np.datetime64(chunk.last, "D")
-        part = frame[(dates >= lo) & (dates <= hi)]
-        resolved = part[part["raw_symbol"].notna()]
-        days_present = sorted(
-            {str(pd.Timestamp(d).date()) for d in resolved["trade_date"].unique()}
-        )
-        sources = sorted(set(part["source"].unique()))
-        try:
-            bars, selection = build_chunk(part, chunk, symbol)
-            check.validate(bars, lazy=False)
-        except RecordError as exc:
-            ts = np.sort(part["ts_event"].to_numpy())
-            log.error("chunk %s failed: %s", chunk.chunk_id, exc)
+    resolved_days = frame[frame["raw_symbol"].notna()].groupby("chunk")["trade_date"].unique()
+    sources = frame.groupby("chunk")["source"].unique()
+    bar_pos = bars["chunk"].to_numpy()
+    for i, (chunk, out) in enumerate(zip(chunks, chunk_outputs, strict=True)):
+        days = sorted(str(pd.Timestamp(d).date()) for d in resolved_days.get(i, []))
+        files = sorted(str(f) for f in sources.get(i, []))
+        base: dict[str, Any] = {
+            "chunk_id": chunk.chunk_id,
+            "chunk_start": str(chunk.first),
+            "chunk_end": str(chunk.last),
+            "days_present": days,
+            "sources": files,
+        }
+        if i in errors:
+            log.error("chunk %s failed: %s", chunk.chunk_id, errors[i])
+            _write_bars(out, ARROW_SCHEMA.empty_table())
             results.append(
                 ChunkResult(
-                    chunk_id=chunk.chunk_id,
-                    chunk_start=str(chunk.first),
-                    chunk_end=str(chunk.last),
+                    **base,
                     status="failed",
                     rows=0,
                     content_hash="",
-                    days_present=days_present,
-                    sources=sources,
-                    error=str(exc),
-                    last_ts_event=_last_good_ts(ts, str(exc)),
+                    error=errors[i],
+                    last_ts_event=_last_good_ts(frame, i, errors[i]),
                 )
             )
-            _write_bars(out, ARROW_SCHEMA.empty_table())
             continue
-        selection = selection.assign(symbol=symbol, chunk_id=chunk.chunk_id)
-        selections.append(selection)
-        table = pa.Table.from_pandas(bars, schema=ARROW_SCHEMA, preserve_index=False)
-        _write_bars(out, table)
+        part = bars[bar_pos == i].drop(columns="chunk").reset_index(drop=True)
+        picks = selection[selection["chunk_id"] == chunk.chunk_id].drop(columns="chunk_id")
+        _write_bars(out, pa.Table.from_pandas(part, schema=ARROW_SCHEMA, preserve_index=False))
         kill_point("build")
-        digest = content_hash(bars, selection)
         results.append(
-            ChunkResult(
-                chunk_id=chunk.chunk_id,
-                chunk_start=str(chunk.first),
-                chunk_end=str(chunk.last),
-                status="ok",
-                rows=len(bars),
-                content_hash=digest,
-                days_present=days_present,
-                sources=sources,
-            )
+            ChunkResult(**base, status="ok", rows=len(part), content_hash=content_hash(part, picks))
         )
-        picks = ", ".join(
+        front = ", ".join(
             f"{pd.Timestamp(d).date()}={s}"
-            for d, s in zip(selection["trade_date"], selection["source_symbol"], strict=True)
+            for d, s in zip(picks["trade_date"], picks["source_symbol"], strict=True)
         )
-        log.info("chunk %s: %d bars; front per day: %s", chunk.chunk_id, len(bars), picks or "none")
-    _write_selection(selection_output, selections)
+        log.info("chunk %s: %d bars; front per day: %s", chunk.chunk_id, len(part), front or "none")
+    _write_selection(selection_output, [selection])
     manifest_output.write_text(json.dumps({"chunks": [r.to_json() for r in results]}, indent=1))
     return results
 
@@ -273,15 +293,15 @@ def _write_selection(path: Path, frames: list[pd.DataFrame]) -> None:
     pq.write_table(table, path)
 
 
-def _last_good_ts(sorted_ts: np.ndarray, message: str) -> str | None:
-    """The last ``ts_event`` processed before the failure, for the log."""
+def _last_good_ts(frame: pd.DataFrame, chunk: int, message: str) -> str | None:
+    """The last ``ts_event`` of the chunk before the offending record, for the log."""
     marker = "ts_event "
-    if marker in message:
-        try:
-            bad = int(message.split(marker, 1)[1].split(" ", 1)[0])
-        except ValueError:
-            return None
-        before = sorted_ts[sorted_ts < bad]
-        if len(before):
-            return str(pd.Timestamp(int(before[-1]), unit="ns", tz="UTC"))
-    return None
+    if marker not in message:
+        return None
+    try:
+        bad = int(message.split(marker, 1)[1].split(" ", 1)[0])
+    except ValueError:
+        return None
+    ts = frame.loc[frame["chunk"] == chunk, "ts_event"].to_numpy()
+    before = ts[ts < bad]
+    return str(pd.Timestamp(int(before.max()), unit="ns", tz="UTC")) if len(before) else None

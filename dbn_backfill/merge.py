@@ -65,8 +65,18 @@ class MergeReport:
         }
 
 
-def load_chunks(manifests: list[Path], selections: list[Path], chunk_dir: Path) -> list[ChunkInput]:
-    """Chunks of every batch manifest, in date order."""
+def load_chunks(
+    manifests: list[Path], selections: list[Path], chunk_files: dict[str, Path]
+) -> list[ChunkInput]:
+    """Chunks of every batch manifest, in date order.
+
+    Args:
+        manifests: batch manifests; selections: the batches' selection parquets (same order).
+        chunk_files: chunk id -> its bars parquet.
+
+    Raises:
+        KeyError: a manifest names a chunk with no parquet.
+    """
     out = []
     for manifest_path, selection in zip(manifests, selections, strict=True):
         for entry in json.loads(Path(manifest_path).read_text())["chunks"]:
@@ -75,7 +85,7 @@ def load_chunks(manifests: list[Path], selections: list[Path], chunk_dir: Path) 
                     chunk_id=entry["chunk_id"],
                     first=dt.date.fromisoformat(entry["chunk_start"]),
                     last=dt.date.fromisoformat(entry["chunk_end"]),
-                    bars=chunk_dir / f"{entry['chunk_id']}.parquet",
+                    bars=chunk_files[entry["chunk_id"]],
                     selection=Path(selection),
                     manifest=entry,
                 )

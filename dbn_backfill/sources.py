@@ -158,7 +158,7 @@ class DbnReader:
         if len(self._buffer) < 8 + length:
             raise SourceError(f"{self.path}: truncated DBN header")
         decoder = databento_dbn.DBNDecoder(
-            upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3
+            upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3  # type: ignore[arg-type]
         )
         try:
             decoder.write(bytes(self._buffer[: 8 + length]))

@@ -4,11 +4,11 @@
 rule build_calendar:
     output:
         calendar_file(),
+    log:
+        f"{LOGS}/build_calendar.log",
     params:
         name=PLAN.cfg.calendar,
         session_tz=PLAN.cfg.session_tz,
         session_roll=PLAN.cfg.session_roll,
-    log:
-        f"{LOGS}/build_calendar.log",
     script:
         "../scripts/build_calendar.py"

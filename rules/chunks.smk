@@ -14,10 +14,10 @@ for batch in PLAN.batches:
             chunks=chunk_files(batch),
             selection=f"{ROOT}/batches/{batch.batch_id}.selection.parquet",
             manifest=f"{ROOT}/batches/{batch.batch_id}.manifest.json",
+        log:
+            f"{LOGS}/build_chunks/{batch.batch_id}.log",
         params:
             symbol=PLAN.cfg.symbol,
             chunks=[(str(c.first), str(c.last)) for c in batch.chunks],
-        log:
-            f"{LOGS}/build_chunks/{batch.batch_id}.log",
         script:
             "../scripts/build_chunks.py"

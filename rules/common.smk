@@ -10,7 +10,6 @@ from dbn_backfill.errors import BackfillError
 from dbn_backfill.summary import print_summary
 from dbn_backfill.workflow import check_before_run, make_plan
 
-
 validate(config, "../schemas/config.schema.yaml")
 
 RUN_STARTED = time.time()
@@ -78,8 +77,12 @@ onstart:
 
 
 onsuccess:
-    print_summary(PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=True)
+    print_summary(
+        PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=True
+    )
 
 
 onerror:
-    print_summary(PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=False)
+    print_summary(
+        PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=False
+    )

@@ -9,10 +9,10 @@ rule decode_sources:
     output:
         parquet=f"{ROOT}/decoded/{{group}}.parquet",
         summary=f"{ROOT}/decoded/{{group}}.json",
+    log:
+        f"{LOGS}/decode_sources/{{group}}.log",
     params:
         symbol=PLAN.cfg.symbol,
         dataset=PLAN.cfg.dataset,
-    log:
-        f"{LOGS}/decode_sources/{{group}}.log",
     script:
         "../scripts/decode_sources.py"

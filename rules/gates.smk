@@ -7,6 +7,8 @@ rule check_gates:
         calendar=calendar_file(),
     output:
         report=gates_report(),
+    log:
+        f"{LOGS}/check_gates/{PLAN.run_id}.log",
     params:
         db=str(PLAN.cfg.db),
         symbol=PLAN.cfg.symbol,
@@ -16,7 +18,5 @@ rule check_gates:
         sources=[str(h.path) for h in PLAN.headers],
         spot_check_days=PLAN.cfg.spot_check_days,
         run_id=PLAN.run_id,
-    log:
-        f"{LOGS}/check_gates/{PLAN.run_id}.log",
     script:
         "../scripts/check_gates.py"

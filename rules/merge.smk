@@ -16,6 +16,8 @@ rule merge_chunks:
         calendar=calendar_file(),
     output:
         report=merge_report(),
+    log:
+        f"{LOGS}/merge_chunks/{PLAN.run_id}.log",
     params:
         db=str(PLAN.cfg.db),
         symbol=PLAN.cfg.symbol,
@@ -23,9 +25,6 @@ rule merge_chunks:
         end=str(PLAN.cfg.end),
         expected_gaps=[str(d) for d in PLAN.cfg.expected_gaps],
         checkpoint=str(PLAN.cfg.checkpoint),
-        chunk_dir=f"{ROOT}/chunks",
         run_id=PLAN.run_id,
-    log:
-        f"{LOGS}/merge_chunks/{PLAN.run_id}.log",
     script:
         "../scripts/merge_chunks.py"

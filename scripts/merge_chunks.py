@@ -22,7 +22,7 @@ def main() -> None:
         chunks=load_chunks(
             [Path(p) for p in snakemake.input.manifests],
             [Path(p) for p in snakemake.input.selections],
-            Path(params.chunk_dir),
+            {Path(p).stem: Path(p) for p in snakemake.input.chunks},
         ),
         calendar=Calendar.load(Path(snakemake.input.calendar)),
         start=dt.date.fromisoformat(params.start),
