@@ -76,8 +76,7 @@ def read_decoded(paths: list[Path], first: dt.date, last: dt.date) -> pd.DataFra
 
         return DECODED_SCHEMA.empty_table().to_pandas()
     table = pa.concat_tables(tables, promote_options="permissive")
-    frame = table.to_pandas()
-    frame["source"] = frame["source"].astype(str)
+    frame = table.to_pandas(strings_to_categorical=True)
     frame["trade_date"] = pd.to_datetime(frame["trade_date"]).values.astype("datetime64[D]")
     return frame
 
@@ -191,13 +190,15 @@ def chunk_errors(frame: pd.DataFrame, chunks: list[Chunk]) -> dict[int, str]:
 def content_hash(bars: pd.DataFrame, selection: pd.DataFrame) -> str:
     """sha256 of a chunk's bars and selection: equal content, equal hash."""
     digest = hashlib.sha256()
-    digest.update(bars["ts_utc"].to_numpy().astype("datetime64[us]").astype("int64").tobytes())
+    digest.update(np.asarray(bars["ts_utc"].array.asi8, dtype="int64").tobytes())
     for c in ("open", "high", "low", "close"):
         digest.update(bars[c].to_numpy(dtype="float64").tobytes())
     digest.update(bars["volume"].to_numpy(dtype="int64").tobytes())
-    digest.update("\n".join(bars["source_symbol"].astype(str)).encode())
-    digest.update("\n".join(bars["symbol"].astype(str)).encode())
-    digest.update(selection.astype(str).to_csv(index=False).encode())
+    for column in ("source_symbol", "symbol"):
+        codes, uniques = pd.factorize(bars[column])
+        digest.update(np.asarray(codes, dtype="int64").tobytes())
+        digest.update("\n".join(str(u) for u in uniques).encode())
+    digest.update(selection.to_json(orient="values", date_format="iso").encode())
     return digest.hexdigest()
 
 

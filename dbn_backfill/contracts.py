@@ -80,6 +80,7 @@ def select_front(volumes: pd.DataFrame, symbol: str) -> pd.DataFrame:
     if volumes.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     frame = volumes.copy()
+    frame["raw_symbol"] = frame["raw_symbol"].astype(str)  # lexicographic, not category order
     years = pd.DatetimeIndex(frame["trade_date"]).year.to_numpy()
     keys = [
         expiry_key(s, symbol, int(y))

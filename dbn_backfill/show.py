@@ -28,6 +28,10 @@ def show(db: Path, symbol: str | None = None, rows: int = 5) -> None:
                 params=params,
             )
         )
-        print(con.sql(f"SELECT * FROM bars_1m {where} ORDER BY ts_utc LIMIT {int(rows)}", params=params))
+        print(
+            con.sql(
+                f"SELECT * FROM bars_1m {where} ORDER BY ts_utc LIMIT {int(rows)}", params=params
+            )
+        )
     finally:
         con.close()

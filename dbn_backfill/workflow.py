@@ -85,6 +85,11 @@ def make_plan(config: dict[str, Any], run_id: str | None = None) -> Plan:
     )
 
 
+def config_snapshot(plan: Plan) -> dict[str, str]:
+    """The run's effective settings, as logged at start."""
+    return {key: str(value) for key, value in vars(plan.cfg).items() if key != "extra"}
+
+
 def default_run_id() -> str:
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
 

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.summary import print_summary
-from dbn_backfill.workflow import check_before_run, make_plan
+from dbn_backfill.workflow import check_before_run, config_snapshot, make_plan
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -74,6 +74,7 @@ onstart:
         f"{len(PLAN.batches)} build jobs, db {PLAN.cfg.db}",
         file=sys.stderr,
     )
+    print(f"config snapshot: {config_snapshot(PLAN)}", file=sys.stderr)
 
 
 onsuccess:

@@ -155,8 +155,12 @@ def test_rerun_is_a_noop_and_range_change_keeps_outside_rows(scenario):
 
     con = duckdb.connect(str(run.db))
     con.execute("SET TimeZone='UTC'").fetchall()
-    con.execute("UPDATE bars_1m SET volume = 777 WHERE ts_utc = '2024-01-09 14:30:00+00'").fetchall()
-    con.execute("UPDATE bars_1m SET volume = 777 WHERE ts_utc = '2024-01-16 14:30:00+00'").fetchall()
+    con.execute(
+        "UPDATE bars_1m SET volume = 777 WHERE ts_utc = '2024-01-09 14:30:00+00'"
+    ).fetchall()
+    con.execute(
+        "UPDATE bars_1m SET volume = 777 WHERE ts_utc = '2024-01-16 14:30:00+00'"
+    ).fetchall()
     con.execute("DELETE FROM bars_1m_chunks").fetchall()  # forget the hashes: force a rewrite
     con.close()
     narrow = run.with_(start=D(2024, 1, 16), end=D(2024, 1, 17))
