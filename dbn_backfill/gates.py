@@ -182,7 +182,8 @@ def _gate_completeness(
     have = {
         r[0]
         for r in con.execute(
-            "SELECT DISTINCT trade_date FROM per_day WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
+            "SELECT DISTINCT trade_date FROM per_day "
+            "WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
             [symbol, start, end],
         ).fetchall()
     }

@@ -9,7 +9,7 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
-from conftest import FIXTURES, Bar, Run, business_days, db_hash, day_bars, write_bars
+from conftest import FIXTURES, Bar, Run, business_days, day_bars, db_hash, write_bars
 
 D = dt.date
 START, END = D(2024, 2, 5), D(2024, 2, 16)

@@ -14,8 +14,8 @@ from conftest import (
     Run,
     business_days,
     content_hash,
-    db_hash,
     day_bars,
+    db_hash,
     minutes,
     read_table,
     write_bars,
@@ -217,8 +217,9 @@ def test_dry_run_prints_every_chunk_and_reads_nothing(scenario):
     run, _, _ = scenario
     proc = run.run("--dry-run", check=True)
     out = proc.stdout + proc.stderr
-    from dbn_backfill.plan import plan_chunks
     from conftest import calendar_once
+
+    from dbn_backfill.plan import plan_chunks
 
     chunks = [c for b in plan_chunks(calendar_once(), START, END, 3, 20) for c in b.chunks]
     for chunk in chunks:
