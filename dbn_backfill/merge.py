@@ -261,7 +261,8 @@ def _merge_one(
                 f"chunk {chunk.chunk_id}: inserted {inserted} rows and the range holds "
                 f"{in_range}, expected {expected}"
             )
-        _write_lineage(con, chunk, symbol, sources, run_id, expected)
+        committed_at = dt.datetime.now(dt.UTC)
+        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at)
         if report.committed:
             kill_point("merge_in_transaction")
         con.execute("COMMIT")
@@ -276,16 +277,10 @@ def _merge_one(
         raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}") from exc
     if report.committed:
         kill_point("merge_after_commit")
-    committed_at = first_row(
-        con.execute(
-            "SELECT committed_at FROM bars_1m_chunks WHERE symbol = ? AND chunk_id = ?",
-            [symbol, chunk.chunk_id],
-        )
-    )
     state.update(
         status="done",
         rows_written=expected,
-        finished_at=committed_at[0].isoformat() if committed_at else checkpoints.now(),
+        finished_at=committed_at.isoformat(),
         content_hash=entry["content_hash"],
         run_id=run_id,
     )
@@ -309,6 +304,7 @@ def _write_lineage(
     sources: dict[str, dict[str, Any]],
     run_id: str,
     rows: int,
+    committed_at: dt.datetime,
 ) -> None:
     con.execute(
         "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
@@ -321,24 +317,22 @@ def _write_lineage(
            FROM read_parquet(?) WHERE chunk_id = ?""",
         [str(chunk.selection), chunk.chunk_id],
     )
-    stale = [
-        r[0]
-        for r in con.execute(
-            "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ? AND chunk_start <= ? "
-            "AND chunk_end >= ?",
-            [symbol, chunk.last, chunk.first],
-        ).fetchall()
-    ]
-    for chunk_id in {*stale, chunk.chunk_id}:
-        con.execute(
-            "DELETE FROM bars_1m_chunks WHERE symbol = ? AND chunk_id = ?", [symbol, chunk_id]
-        )
-        con.execute(
-            "DELETE FROM bars_1m_chunk_sources WHERE symbol = ? AND chunk_id = ?",
-            [symbol, chunk_id],
-        )
+    overlapping = (
+        "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ? AND chunk_start <= ? "
+        "AND chunk_end >= ?"
+    )
     con.execute(
-        "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, now(), ?)",
+        f"DELETE FROM bars_1m_chunk_sources WHERE symbol = ? AND (chunk_id = ? OR chunk_id IN "
+        f"({overlapping}))",
+        [symbol, chunk.chunk_id, symbol, chunk.last, chunk.first],
+    )
+    con.execute(
+        "DELETE FROM bars_1m_chunks WHERE symbol = ? AND (chunk_id = ? OR "
+        "(chunk_start <= ? AND chunk_end >= ?))",
+        [symbol, chunk.chunk_id, chunk.last, chunk.first],
+    )
+    con.execute(
+        "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             symbol,
             chunk.chunk_id,
@@ -346,14 +340,16 @@ def _write_lineage(
             chunk.last,
             rows,
             chunk.manifest["content_hash"],
+            committed_at,
             run_id,
         ],
     )
+    rows_of_sources = []
     for path in chunk.manifest.get("sources", []):
         meta = sources.get(path)
         if meta is None:
             raise BackfillError(f"chunk {chunk.chunk_id}: no decode summary for source {path}")
-        con.execute(
-            "INSERT INTO bars_1m_chunk_sources VALUES (?, ?, ?, ?, ?)",
-            [symbol, chunk.chunk_id, path, int(meta["size"]), meta["sha256"]],
-        )
+        rows_of_sources += [symbol, chunk.chunk_id, path, int(meta["size"]), meta["sha256"]]
+    if rows_of_sources:
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * (len(rows_of_sources) // 5))
+        con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows_of_sources)
