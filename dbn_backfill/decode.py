@@ -40,7 +40,7 @@ DECODED_SCHEMA = pa.schema(
         ("low", pa.int64()),
         ("close", pa.int64()),
         ("volume", pa.uint64()),
-        ("raw_symbol", pa.string()),
+        ("raw_symbol", pa.dictionary(pa.int32(), pa.string())),
         ("trade_date", pa.date32()),
     ]
 )
@@ -97,7 +97,13 @@ def decode_group(
     pattern = outright_pattern(symbol)
     out_parquet.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_parquet.with_suffix(".parquet.tmp")
-    with pq.ParquetWriter(tmp, DECODED_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(
+        tmp,
+        DECODED_SCHEMA,
+        compression="lz4",
+        use_dictionary=["source", "raw_symbol"],
+        write_statistics=["trade_date"],
+    ) as writer:
         for path in paths:
             summary.files.append(
                 _decode_file(Path(path), writer, pattern, symbol, dataset, calendar)
@@ -167,7 +173,7 @@ def _decode_file(
 
 def _keep_root_records(
     path: Path, offset: int, block: np.ndarray, imap: InstrumentMap, pattern: Any
-) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, int]]:
+) -> tuple[tuple[np.ndarray, pa.DictionaryArray] | None, dict[str, int]]:
     rtype = block["rtype"]
     bad = np.flatnonzero(rtype != RTYPE_OHLCV_1M)
     if len(bad):
@@ -177,23 +183,27 @@ def _keep_root_records(
             f"{RTYPE_OHLCV_1M} (OHLCV_1M); {len(bad)} such records in this block"
         )
     codes, uniq_symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
-    kind = np.empty(len(uniq_symbols), dtype="U10")
+    kinds = ("outright", "spread", "other", "unresolved")
+    kind = np.empty(len(uniq_symbols), dtype="int8")
     for i, sym in enumerate(uniq_symbols):
         if sym is None:
-            kind[i] = "unresolved"
+            kind[i] = 3
         elif pattern.match(sym):
-            kind[i] = "outright"
+            kind[i] = 0
         elif "-" in sym:
-            kind[i] = "spread"
+            kind[i] = 1
         else:
-            kind[i] = "other"
+            kind[i] = 2
     row_kind = kind[codes]
-    counts = {k: int(np.count_nonzero(row_kind == k)) for k in ("outright", "spread", "other")}
-    counts["unresolved"] = int(np.count_nonzero(row_kind == "unresolved"))
-    keep = (row_kind == "outright") | (row_kind == "unresolved")
+    tally = np.bincount(row_kind, minlength=4)
+    counts = {name: int(tally[i]) for i, name in enumerate(kinds)}
+    keep = (row_kind == 0) | (row_kind == 3)
     if not keep.any():
         return None, counts
-    symbols = np.asarray(uniq_symbols, dtype=object)[codes[keep]]
+    symbols = pa.DictionaryArray.from_arrays(
+        pa.array(codes[keep].astype("int32")),
+        pa.array(list(uniq_symbols), pa.string()),
+    )
     return (block[keep], symbols), counts
 
 
@@ -235,7 +245,7 @@ def _check_declared_range(
 
 
 def _to_table(
-    path: str, records: np.ndarray, symbols: np.ndarray, trade_dates: np.ndarray
+    path: str, records: np.ndarray, symbols: pa.DictionaryArray, trade_dates: np.ndarray
 ) -> pa.Table:
     n = len(records)
     source = pa.DictionaryArray.from_arrays(
@@ -251,7 +261,7 @@ def _to_table(
             pa.array(records["low"].astype("int64")),
             pa.array(records["close"].astype("int64")),
             pa.array(records["volume"].astype("uint64")),
-            pa.array(symbols, pa.string()),
+            symbols,
             pa.array(trade_dates.astype("datetime64[D]"), pa.date32()),
         ],
         schema=DECODED_SCHEMA,

@@ -192,7 +192,7 @@ class DbnReader:
                     )
                 return
             take = min(whole, size * count)
-            block = np.frombuffer(bytes(self._buffer[:take]), dtype=OHLCV_DTYPE)
+            block = np.frombuffer(self._buffer[:take], dtype=OHLCV_DTYPE)  # a copied slice
             del self._buffer[:take]
             yield index, block
             index += len(block)
