@@ -264,6 +264,9 @@ def recount_from_dbn(
         }
     )
     stamps: dict[dt.date, set[int]] = {d: set() for d in days}
+    bounds = [calendar.session_bounds_utc(d, d) for d in days]
+    edges = np.array([t.value for lo, hi in bounds for t in (lo, hi)], dtype="int64")
+    last_end = int(edges.max())
     for header in headers:
         span = header_trade_span(header, calendar)
         if not any(overlaps(span, d, d) for d in days):
@@ -271,22 +274,34 @@ def recount_from_dbn(
         with DbnReader(header.path) as reader:
             imap = InstrumentMap()
             imap.insert_metadata(reader.metadata())
+            in_order, previous = True, np.iinfo(np.int64).min
             for _, block in reader.blocks():
-                codes, symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
-                wanted_codes = np.flatnonzero(pd.Series(symbols, dtype=object).isin(targets))
-                hit = np.isin(codes, wanted_codes)
-                if not hit.any():
-                    continue
-                ts = block["ts_event"].astype("int64")[hit]
-                found = pd.DataFrame(
-                    {
-                        "trade_date": calendar.trade_dates(ts),
-                        "raw_symbol": symbols[codes[hit]],
-                        "ts": ts,
-                    }
-                ).merge(pairs, on=["trade_date", "raw_symbol"])
-                for day, group in found.groupby("trade_date"):
-                    stamps[pd.Timestamp(day).date()].update(group["ts"].tolist())
+                ts_all = block["ts_event"].astype("int64")
+                # only records inside one of the wanted sessions: odd positions in edges
+                inside = (np.searchsorted(edges, ts_all, side="right") % 2) == 1
+                if inside.any():
+                    sub = block[inside]
+                    codes, symbols = resolve_codes(imap, sub["instrument_id"], sub["ts_event"])
+                    wanted_codes = np.flatnonzero(pd.Series(symbols, dtype=object).isin(targets))
+                    hit = np.isin(codes, wanted_codes)
+                    if hit.any():
+                        ts = ts_all[inside][hit]
+                        found = pd.DataFrame(
+                            {
+                                "trade_date": calendar.trade_dates(ts),
+                                "raw_symbol": symbols[codes[hit]],
+                                "ts": ts,
+                            }
+                        ).merge(pairs, on=["trade_date", "raw_symbol"])
+                        for day, group in found.groupby("trade_date"):
+                            stamps[pd.Timestamp(day).date()].update(group["ts"].tolist())
+                # files are written in time order; once past the last session, stop early
+                in_order = (
+                    in_order and bool(ts_all[0] >= previous) and bool((np.diff(ts_all) >= 0).all())
+                )
+                previous = int(ts_all[-1])
+                if in_order and previous >= last_end:
+                    break
     return {d: len(s) for d, s in stamps.items()}
 
 

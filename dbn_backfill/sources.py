@@ -90,8 +90,9 @@ class DbnReader:
     """Decompressing, hashing reader of one DBN file.
 
     Yields the metadata first (:meth:`metadata`), then blocks of OHLCV records
-    (:meth:`blocks`). A truncated zstd frame or a partial record is an error,
-    never a warning: a half-downloaded file must stop the run.
+    (:meth:`blocks`) as numpy views on the decompressed bytes (one copy per byte).
+    A truncated zstd frame or a partial record is an error, never a warning: a
+    half-downloaded file must stop the run.
     """
 
     def __init__(self, path: Path) -> None:
@@ -103,7 +104,8 @@ class DbnReader:
         self._handle.seek(0)
         self._zstd = first == ZSTD_MAGIC
         self._dobj: Any = zstandard.ZstdDecompressor().decompressobj() if self._zstd else None
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._eof = False
         self.version = 0
 
@@ -121,8 +123,9 @@ class DbnReader:
         return self._sha.hexdigest()
 
     def _fill(self, need: int) -> None:
-        while len(self._buffer) < need and not self._eof:
-            raw = self._handle.read(min(READ_BYTES, max(1 << 16, need - len(self._buffer))))
+        """Decompress until at least ``need`` bytes are pending (or the file ends)."""
+        while self._pending_size < need and not self._eof:
+            raw = self._handle.read(min(READ_BYTES, max(1 << 16, need - self._pending_size)))
             if not raw:
                 self._eof = True
                 if self._zstd and not self._dobj.eof:
@@ -130,13 +133,28 @@ class DbnReader:
                 break
             self._sha.update(raw)
             if not self._zstd:
-                self._buffer += raw
+                self._push(raw)
                 continue
             while raw:
                 if self._dobj.eof:
                     self._dobj = zstandard.ZstdDecompressor().decompressobj()
-                self._buffer += self._dobj.decompress(raw)
+                self._push(self._dobj.decompress(raw))
                 raw = self._dobj.unused_data if self._dobj.eof else b""
+
+    def _push(self, data: bytes) -> None:
+        if data:
+            self._pending.append(data)
+            self._pending_size += len(data)
+
+    def _take(self, limit: int, multiple: int = 1) -> memoryview:
+        """Up to ``limit`` pending bytes, a whole number of ``multiple``; the rest stays."""
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        take = min(limit, (len(data) // multiple) * multiple)
+        view = memoryview(data)
+        rest = bytes(view[take:]) if take < len(data) else b""
+        self._pending = [rest] if rest else []
+        self._pending_size = len(rest)
+        return view[:take]
 
     def metadata(self) -> databento_dbn.Metadata:
         """Decode the DBN header.
@@ -144,30 +162,30 @@ class DbnReader:
         Raises:
             SourceError: not DBN, or the header is truncated or invalid.
         """
+        if self.size == 0:
+            raise SourceError(f"{self.path}: empty file, not a DBN file")
         try:
             self._fill(8)
         except zstandard.ZstdError as exc:
             raise SourceError(f"{self.path}: not a readable zstd/DBN file: {exc}") from exc
-        if self.size == 0:
-            raise SourceError(f"{self.path}: empty file, not a DBN file")
-        if len(self._buffer) < 8 or bytes(self._buffer[:3]) != DBN_MAGIC:
+        head = b"".join(self._pending)[:8]
+        if len(head) < 8 or head[:3] != DBN_MAGIC:
             raise SourceError(f"{self.path}: not a DBN file (no DBN header)")
-        self.version = self._buffer[3]
-        (length,) = struct.unpack_from("<I", self._buffer, 4)
+        self.version = head[3]
+        (length,) = struct.unpack_from("<I", head, 4)
         self._fill(8 + length)
-        if len(self._buffer) < 8 + length:
+        if self._pending_size < 8 + length:
             raise SourceError(f"{self.path}: truncated DBN header")
         decoder = databento_dbn.DBNDecoder(
             upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3  # type: ignore[arg-type]
         )
         try:
-            decoder.write(bytes(self._buffer[: 8 + length]))
+            decoder.write(bytes(self._take(8 + length)))
             items = decoder.decode()
         except databento_dbn.DBNError as exc:
             raise SourceError(f"{self.path}: invalid DBN header: {exc}") from exc
         if not items or not isinstance(items[0], databento_dbn.Metadata):
             raise SourceError(f"{self.path}: invalid DBN header")
-        del self._buffer[: 8 + length]
         return items[0]
 
     def blocks(self, count: int = BLOCK_RECORDS) -> Iterator[tuple[int, np.ndarray]]:
@@ -183,17 +201,14 @@ class DbnReader:
                 self._fill(size * count)
             except zstandard.ZstdError as exc:
                 raise SourceError(f"{self.path}: corrupt zstd data: {exc}") from exc
-            whole = (len(self._buffer) // size) * size
-            if whole == 0:
-                if self._buffer:
+            if self._pending_size < size:
+                if self._pending_size:
                     raise SourceError(
-                        f"{self.path}: truncated: {len(self._buffer)} trailing bytes after "
+                        f"{self.path}: truncated: {self._pending_size} trailing bytes after "
                         f"record {index} do not make a whole {size}-byte OHLCV record"
                     )
                 return
-            take = min(whole, size * count)
-            block = np.frombuffer(self._buffer[:take], dtype=OHLCV_DTYPE)  # a copied slice
-            del self._buffer[:take]
+            block = np.frombuffer(self._take(size * count, size), dtype=OHLCV_DTYPE)
             yield index, block
             index += len(block)
 
