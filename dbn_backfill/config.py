@@ -35,7 +35,7 @@ class BackfillConfig:
     expected_gaps: tuple[dt.date, ...] = ()
     retry_failed: bool = False
     spot_check_days: int = 5
-    chunks_per_job: int = 40
+    chunks_per_job: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,7 +133,7 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
         expected_gaps=parse_dates(config.get("expected_gaps"), "expected_gaps"),
         retry_failed=parse_bool(config.get("retry_failed", False), "retry_failed"),
         spot_check_days=spot,
-        chunks_per_job=parse_positive_int(config.get("chunks_per_job", 40), "chunks_per_job"),
+        chunks_per_job=parse_positive_int(config.get("chunks_per_job", 100), "chunks_per_job"),
     )
 
 
