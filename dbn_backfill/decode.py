@@ -1,6 +1,6 @@
 """Stream DBN records into a columnar intermediate (the ``decode_sources`` rule).
 
-A decode group (the files whose header starts in one UTC month) becomes one
+A decode group (the files whose header starts in one UTC quarter) becomes one
 parquet of the root's outright bars, each with its raw symbol and trade date,
 plus a JSON summary of every file (size, sha256, what was kept or ignored).
 Records are read in fixed-size blocks; nothing holds a whole history.

@@ -1,4 +1,4 @@
-# Source -> decoded: each group of DBN files (by the UTC month its header starts in)
+# Source -> decoded: each group of DBN files (by the UTC quarter its header starts in)
 # becomes one parquet of the root's outright bars with raw symbol and trade date.
 
 
