@@ -200,9 +200,11 @@ def _keep_root_records(
     keep = (row_kind == 0) | (row_kind == 3)
     if not keep.any():
         return None, counts
+    kept_codes = codes[keep]
     symbols = pa.DictionaryArray.from_arrays(
-        pa.array(codes[keep].astype("int32")),
-        pa.array(list(uniq_symbols), pa.string()),
+        pa.array(kept_codes.astype("int32")),
+        pa.array([s if s is not None else "" for s in uniq_symbols], pa.string()),
+        mask=kind[kept_codes] == 3,  # unresolved: a null symbol, not a null in the dictionary
     )
     return (block[keep], symbols), counts
 
