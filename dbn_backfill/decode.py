@@ -202,9 +202,9 @@ def _keep_root_records(
         return None, counts
     kept_codes = codes[keep]
     symbols = pa.DictionaryArray.from_arrays(
-        pa.array(kept_codes.astype("int32")),
+        # unresolved: a null index (a null symbol), never a null inside the dictionary
+        pa.array(kept_codes.astype("int32"), mask=kind[kept_codes] == 3),
         pa.array([s if s is not None else "" for s in uniq_symbols], pa.string()),
-        mask=kind[kept_codes] == 3,  # unresolved: a null symbol, not a null in the dictionary
     )
     return (block[keep], symbols), counts
 
