@@ -25,7 +25,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check dbn_backfill scripts tests bench
 	$(BIN)/ruff format --check dbn_backfill scripts tests bench
 	$(BIN)/snakefmt --check Snakefile rules
-	$(BIN)/snakemake --lint --config dbn=tests/data db=/tmp/lint.duckdb checkpoint=/tmp/lint-ckpt -n >/dev/null
+	$(BIN)/snakemake --lint --config dbn=tests/data db=/tmp/dbn-backfill-lint.duckdb symbol=ES \
+		start=2020-12-28 end=2020-12-28 checkpoint=/tmp/dbn-backfill-lint-ckpt
 	$(BIN)/mypy
 
 demo: $(STAMP)

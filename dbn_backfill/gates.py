@@ -294,7 +294,7 @@ def recount_from_dbn(
                             }
                         ).merge(pairs, on=["trade_date", "raw_symbol"])
                         for day, group in found.groupby("trade_date"):
-                            stamps[pd.Timestamp(day).date()].update(group["ts"].tolist())
+                            stamps[pd.Timestamp(str(day)).date()].update(group["ts"].tolist())
                 # files are written in time order; once past the last session, stop early
                 in_order = (
                     in_order and bool(ts_all[0] >= previous) and bool((np.diff(ts_all) >= 0).all())

@@ -6,6 +6,8 @@ rule build_calendar:
         calendar_file(),
     log:
         f"{LOGS}/build_calendar.log",
+    conda:
+        "../envs/backfill.yaml"
     params:
         name=PLAN.cfg.calendar,
         session_tz=PLAN.cfg.session_tz,

@@ -16,6 +16,8 @@ for batch in PLAN.batches:
             manifest=f"{ROOT}/batches/{batch.batch_id}.manifest.json",
         log:
             f"{LOGS}/build_chunks/{batch.batch_id}.log",
+        conda:
+            "../envs/backfill.yaml"
         params:
             symbol=PLAN.cfg.symbol,
             chunks=[(str(c.first), str(c.last)) for c in batch.chunks],

@@ -11,6 +11,8 @@ rule decode_sources:
         summary=f"{ROOT}/decoded/{{group}}.json",
     log:
         f"{LOGS}/decode_sources/{{group}}.log",
+    conda:
+        "../envs/backfill.yaml"
     params:
         symbol=PLAN.cfg.symbol,
         dataset=PLAN.cfg.dataset,

@@ -9,6 +9,8 @@ rule check_gates:
         report=gates_report(),
     log:
         f"{LOGS}/check_gates/{PLAN.run_id}.log",
+    conda:
+        "../envs/backfill.yaml"
     params:
         db=str(PLAN.cfg.db),
         symbol=PLAN.cfg.symbol,

@@ -18,6 +18,8 @@ rule merge_chunks:
         report=merge_report(),
     log:
         f"{LOGS}/merge_chunks/{PLAN.run_id}.log",
+    conda:
+        "../envs/backfill.yaml"
     params:
         db=str(PLAN.cfg.db),
         symbol=PLAN.cfg.symbol,
