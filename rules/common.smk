@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
-from dbn_backfill.summary import print_summary
+from dbn_backfill.summary import daemonize_scheduler_timers, print_summary
 from dbn_backfill.workflow import check_before_run, config_snapshot, make_plan
 
 validate(config, "../schemas/config.schema.yaml")
@@ -17,6 +17,7 @@ try:
     PLAN = make_plan(config, run_id=config.get("run_id"))
     if workflow.is_main_process and not workflow.output_settings.dryrun:
         check_before_run(PLAN, Path.cwd())
+        daemonize_scheduler_timers()
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
