@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from . import checkpoints
 from .database import connect, ensure_tables, first_row
@@ -28,6 +29,18 @@ from .faults import kill_point
 from .tradedate import Calendar
 
 log = logging.getLogger(__name__)
+
+#: Columns of ``bars_1m_trade_dates`` in table order, as written by the build step.
+SELECTION_COLUMNS = (
+    "symbol",
+    "trade_date",
+    "source_symbol",
+    "instrument_id",
+    "volume",
+    "runner_up",
+    "runner_up_volume",
+    "chunk_id",
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,8 @@ def merge(
     started = time.monotonic()
     report = MergeReport(run_id=run_id)
     con = connect(db)
+    # fewer WAL checkpoints while committing hundreds of small transactions
+    con.execute("SET checkpoint_threshold = '1GB'").fetchall()
     try:
         ensure_tables(con, db)
         missing = missing_days(chunks, calendar, start, end, expected_gaps)
@@ -292,6 +307,22 @@ def _merge_one(
     )
 
 
+_SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
+
+
+def _selection_rows(chunk: ChunkInput) -> list[tuple[Any, ...]]:
+    """The chunk's rows of its batch's selection parquet (each file read once)."""
+    if chunk.selection not in _SELECTIONS:
+        table = pq.read_table(chunk.selection)
+        by_chunk: dict[str, list[tuple[Any, ...]]] = {}
+        for row in zip(
+            *(table.column(name).to_pylist() for name in SELECTION_COLUMNS), strict=True
+        ):
+            by_chunk.setdefault(row[-1], []).append(row)
+        _SELECTIONS[chunk.selection] = by_chunk
+    return _SELECTIONS[chunk.selection].get(chunk.chunk_id, [])
+
+
 def _count(result: duckdb.DuckDBPyConnection) -> int:
     row = first_row(result)
     return int(row[0]) if row else 0
@@ -310,13 +341,13 @@ def _write_lineage(
         "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
         [symbol, chunk.first, chunk.last],
     )
-    con.execute(
-        """INSERT INTO bars_1m_trade_dates
-           SELECT symbol, trade_date, source_symbol, instrument_id, volume, runner_up,
-                  runner_up_volume, chunk_id
-           FROM read_parquet(?) WHERE chunk_id = ?""",
-        [str(chunk.selection), chunk.chunk_id],
-    )
+    picks = _selection_rows(chunk)
+    if picks:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(picks))
+        con.execute(
+            f"INSERT INTO bars_1m_trade_dates VALUES {values}",
+            [value for row in picks for value in row],
+        )
     overlapping = (
         "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ? AND chunk_start <= ? "
         "AND chunk_end >= ?"
