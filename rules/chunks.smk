@@ -16,6 +16,8 @@ for batch in PLAN.batches:
             manifest=f"{ROOT}/batches/{batch.batch_id}.manifest.json",
         log:
             f"{LOGS}/build_chunks/{batch.batch_id}.log",
+        group:
+            "build_chunks"
         conda:
             "../envs/backfill.yaml"
         params:

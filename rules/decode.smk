@@ -11,6 +11,8 @@ rule decode_sources:
         summary=f"{ROOT}/decoded/{{group}}.json",
     log:
         f"{LOGS}/decode_sources/{{group}}.log",
+    group:
+        "decode_sources"
     conda:
         "../envs/backfill.yaml"
     params:
