@@ -7,6 +7,7 @@ Everything here reads only headers and small files, never a bar, so
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,15 @@ class Plan:
         return [c.chunk_id for b in self.batches for c in b.chunks]
 
 
-def make_plan(config: dict[str, Any], run_id: str | None = None) -> Plan:
+def make_plan(
+    config: dict[str, Any], run_id: str | None = None, header_cache: Path | None = None
+) -> Plan:
     """Check the settings and sources and plan the run (see :class:`Plan`).
+
+    ``header_cache`` (a JSON file) keeps the headers of unchanged files (same path,
+    size and modification time) between runs, so planning thousands of daily files
+    does not re-open each of them; every header is still checked, and decoding
+    re-reads the real header of every file it decodes.
 
     Raises:
         ConfigError, SourceError: a bad setting or an unusable DBN file.
@@ -60,7 +68,7 @@ def make_plan(config: dict[str, Any], run_id: str | None = None) -> Plan:
         cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
     )
     paths = find_sources(cfg.dbn)
-    headers = tuple(read_header(p) for p in paths)
+    headers = read_headers(paths, header_cache)
     for header in headers:
         check_header(header, cfg.dataset)
     groups: dict[str, list[str]] = {}
@@ -83,6 +91,38 @@ def make_plan(config: dict[str, Any], run_id: str | None = None) -> Plan:
         batches=tuple(batches),
         run_id=run_id or default_run_id(),
     )
+
+
+def read_headers(paths: list[Path], cache: Path | None) -> tuple[SourceHeader, ...]:
+    """Headers of ``paths``, from ``cache`` where the file is unchanged (see make_plan)."""
+    known: dict[str, dict[str, Any]] = {}
+    if cache is not None and cache.exists():
+        try:
+            known = dict(json.loads(cache.read_text()))
+        except (OSError, ValueError):
+            known = {}
+    fresh: dict[str, dict[str, Any]] = {}
+    headers = []
+    for path in paths:
+        stat = path.stat()
+        key = str(path)
+        entry = known.get(key)
+        if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+            header = SourceHeader(path=path, **entry["header"])
+        else:
+            header = read_header(path)
+        headers.append(header)
+        fields = {k: v for k, v in vars(header).items() if k != "path"}
+        fresh[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header": fields}
+    if cache is not None and fresh != known:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(fresh))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a cache only: planning already has what it needs
+    return tuple(headers)
 
 
 def config_snapshot(plan: Plan) -> dict[str, str]:

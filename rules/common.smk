@@ -14,7 +14,15 @@ validate(config, "../schemas/config.schema.yaml")
 
 RUN_STARTED = time.time()
 try:
-    PLAN = make_plan(config, run_id=config.get("run_id"))
+    PLAN = make_plan(
+        config,
+        run_id=config.get("run_id"),
+        header_cache=(
+            None
+            if workflow.output_settings.dryrun
+            else Path(".dbn-backfill") / "headers.json"
+        ),
+    )
     if workflow.is_main_process and not workflow.output_settings.dryrun:
         check_before_run(PLAN, Path.cwd())
         daemonize_scheduler_timers()

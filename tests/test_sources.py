@@ -103,3 +103,25 @@ def test_not_dbn(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(SourceError, match="empty.dbn.zst: empty file"):
         read_header(empty)
+
+
+def test_header_cache_reuses_unchanged_files_only(tmp_path, monkeypatch):
+    import os
+
+    import dbn_backfill.workflow as workflow
+
+    a, b = tmp_path / "a.dbn.zst", tmp_path / "b.dbn"
+    shutil.copy(OHLCV_1M[0], a)
+    shutil.copy(OHLCV_1M[1], b)
+    cache = tmp_path / "cache" / "headers.json"
+    first = workflow.read_headers([a, b], cache)
+    assert cache.exists() and first == (read_header(a), read_header(b))
+    calls: list[str] = []
+    real = workflow.read_header
+    monkeypatch.setattr(workflow, "read_header", lambda p: calls.append(p.name) or real(p))
+    assert workflow.read_headers([a, b], cache) == first
+    assert calls == []  # nothing re-read
+    shutil.copy(FIXTURES / "dbn-repo.test_data.ohlcv-1h.dbn", b)  # replaced in place
+    os.utime(b, ns=(1, 1))
+    again = workflow.read_headers([a, b], cache)
+    assert calls == ["b.dbn"] and again[1].schema == "ohlcv-1h"
