@@ -155,7 +155,9 @@ def chunk_errors(frame: pd.DataFrame, chunks: list[Chunk]) -> dict[int, str]:
             return
         hits = frame[mask].sort_values("ts_event", kind="mergesort")
         counts = hits.groupby("chunk").size()
-        for _, row in hits.groupby("chunk").head(1).iterrows():
+        firsts = hits.groupby("chunk").head(1)  # one message per failing chunk, not per row
+        for position in range(len(firsts)):
+            row = firsts.iloc[position]
             c = int(row["chunk"])
             if c in errors:
                 continue

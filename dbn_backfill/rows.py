@@ -86,7 +86,7 @@ def dedupe(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             errors.append(
                 f"{int(conflict.sum())} conflicting duplicate records of the same "
                 "(instrument_id, ts_event) with different values (contract section 4), "
-                "first pair: " + " <> ".join(describe(r) for _, r in first.iterrows())
+                "first pair: " + " <> ".join(describe(first.iloc[i]) for i in range(len(first)))
             )
         frame = frame.drop_duplicates([*key, *VALUE_COLUMNS])
     clash = frame.duplicated(["raw_symbol", "ts_event"], keep=False)
@@ -94,6 +94,7 @@ def dedupe(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         pair = frame[clash].sort_values(["raw_symbol", "ts_event"]).head(2)
         errors.append(
             "two instrument ids resolve to the same raw symbol with a bar at the same "
-            "ts_event (contract section 4): " + " <> ".join(describe(r) for _, r in pair.iterrows())
+            "ts_event (contract section 4): "
+            + " <> ".join(describe(pair.iloc[i]) for i in range(len(pair)))
         )
     return frame, errors
