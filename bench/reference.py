@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dbn_backfill.schema import DDL  # the one definition of bars_1m
+
 NS_PER_MINUTE = 60_000_000_000
 NS_PER_HOUR = 3_600_000_000_000
 NS_PER_DAY = 86_400_000_000_000
@@ -42,18 +44,6 @@ MONTH_CODES = "FGHJKMNQUVXZ"
 SESSION_TZ = "America/Chicago"
 SESSION_SHIFT_HOURS = 7  # 24 h - 17:00 roll
 CALENDAR = "CME_TradeDate"
-
-# The bars_1m DDL of contract section 6 (identical to dbn_backfill.schema.DDL).
-DDL = """
-CREATE TABLE bars_1m (
-  ts_utc        TIMESTAMPTZ NOT NULL,
-  symbol        TEXT        NOT NULL,
-  source_symbol TEXT        NOT NULL,
-  open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
-  volume        BIGINT      NOT NULL,
-  PRIMARY KEY (symbol, ts_utc)
-)
-"""
 
 
 class ReferenceError_(RuntimeError):

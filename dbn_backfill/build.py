@@ -27,22 +27,9 @@ from .contracts import select_front
 from .faults import kill_point
 from .plan import Chunk
 from .rows import VALUE_COLUMNS, dedupe, describe, invalid_mask, to_price
-from .schema import ARROW_SCHEMA, bars_schema
+from .schema import ARROW_SCHEMA, SELECTION_SCHEMA, bars_schema
 
 log = logging.getLogger(__name__)
-
-SELECTION_SCHEMA = pa.schema(
-    [
-        ("symbol", pa.string()),
-        ("trade_date", pa.date32()),
-        ("source_symbol", pa.string()),
-        ("instrument_id", pa.int64()),
-        ("volume", pa.int64()),
-        ("runner_up", pa.string()),
-        ("runner_up_volume", pa.int64()),
-        ("chunk_id", pa.string()),
-    ]
-)
 
 
 @dataclass

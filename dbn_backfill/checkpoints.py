@@ -55,14 +55,6 @@ def write(checkpoint_dir: Path, chunk_id: str, state: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
-def update(checkpoint_dir: Path, chunk_id: str, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into the checkpoint (creating it) and write it."""
-    state = read(checkpoint_dir, chunk_id) or {}
-    state.update(fields)
-    write(checkpoint_dir, chunk_id, state)
-    return state
-
-
 def failed(checkpoint_dir: Path, chunk_ids: Iterable[str]) -> list[tuple[str, str]]:
     """``(chunk_id, error)`` of the chunks whose checkpoint says ``failed``."""
     out = []

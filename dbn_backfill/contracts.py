@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -41,18 +40,6 @@ def expiry_key(raw_symbol: str, symbol: str, trade_year: int) -> tuple[int, int]
     floor = trade_year - 1
     year = floor + (int(digits) - floor) % modulus
     return year, month
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The front contract of one trade date."""
-
-    trade_date: object
-    source_symbol: str
-    instrument_id: int
-    volume: int
-    runner_up: str | None
-    runner_up_volume: int | None
 
 
 def select_front(volumes: pd.DataFrame, symbol: str) -> pd.DataFrame:

@@ -49,9 +49,3 @@ def acquire(path: Path, what: str) -> None:
     )
     handle.flush()
     _held[key] = handle
-
-
-def release_all() -> None:
-    for handle in _held.values():
-        handle.close()
-    _held.clear()

@@ -26,21 +26,10 @@ from . import checkpoints
 from .database import connect, ensure_tables, first_row
 from .errors import BackfillError, CompletenessError
 from .faults import kill_point
+from .schema import SELECTION_SCHEMA
 from .tradedate import Calendar
 
 log = logging.getLogger(__name__)
-
-#: Columns of ``bars_1m_trade_dates`` in table order, as written by the build step.
-SELECTION_COLUMNS = (
-    "symbol",
-    "trade_date",
-    "source_symbol",
-    "instrument_id",
-    "volume",
-    "runner_up",
-    "runner_up_volume",
-    "chunk_id",
-)
 
 
 @dataclass(frozen=True)
@@ -316,7 +305,7 @@ def _selection_rows(chunk: ChunkInput) -> list[tuple[Any, ...]]:
         table = pq.read_table(chunk.selection)
         by_chunk: dict[str, list[tuple[Any, ...]]] = {}
         for row in zip(
-            *(table.column(name).to_pylist() for name in SELECTION_COLUMNS), strict=True
+            *(table.column(name).to_pylist() for name in SELECTION_SCHEMA.names), strict=True
         ):
             by_chunk.setdefault(row[-1], []).append(row)
         _SELECTIONS[chunk.selection] = by_chunk

@@ -44,6 +44,22 @@ ARROW_SCHEMA = pa.schema(
 )
 
 
+#: One row per (symbol, trade date): the selection the build writes and
+#: ``bars_1m_trade_dates`` stores (same columns, same order).
+SELECTION_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("trade_date", pa.date32()),
+        ("source_symbol", pa.string()),
+        ("instrument_id", pa.int64()),
+        ("volume", pa.int64()),
+        ("runner_up", pa.string()),
+        ("runner_up_volume", pa.int64()),
+        ("chunk_id", pa.string()),
+    ]
+)
+
+
 def bars_schema(symbol: str):  # type: ignore[no-untyped-def]
     """The pandera schema a chunk's bars must satisfy before they may be committed.
 
