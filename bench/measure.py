@@ -243,7 +243,7 @@ class JobTiming:
 
 
 def job_timings(workdir: Path, since: float) -> list[JobTiming]:
-    """The per-rule ``start``/``end`` lines (``dbn_backfill.runner``) of the job logs
+    """The per-rule ``start``/``end`` lines (``dbn_backfill.runtime.step``) of the job logs
     under ``workdir/logs`` written since ``since`` (epoch seconds)."""
     out: list[JobTiming] = []
     logs = workdir / "logs"

@@ -103,20 +103,16 @@ def _source_hash() -> str:
     """Fingerprint of the generator code: cached data is regenerated when it changes."""
     digest = hashlib.sha256()
     for name in ("synth.py", "dbnwrite.py"):
-        path = PROJECT / "dbn_backfill" / name
+        path = PROJECT / "dbn_backfill" / "sampledata" / name
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]
 
 
 #: What the workflow runs: a change to any of these during the benchmark is reported.
 CODE_FILES = (
-    "dbn_backfill/*.py",
-    "scripts/*.py",
-    "rules/*.smk",
-    "Snakefile",
-    "config.yaml",
-    "schemas/*",
-    "profiles/default/*",
+    "dbn_backfill/**/*.py",
+    "dbn_backfill/workflow/**/*",
+    "config/config.yaml",
 )
 
 

@@ -13,17 +13,53 @@ Snakefile, so a CLI run and a plain Snakemake run are the same run.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import parse_date, parse_dates
-from .errors import ConfigError
+from dbn_backfill.config import parse_date, parse_dates
+from dbn_backfill.errors import ConfigError
 
-PROJECT = Path(__file__).resolve().parent.parent
-SNAKEFILE = PROJECT / "Snakefile"
+
+
+def workflow_dir() -> Path:
+    """The workflow shipped inside the package (Snakefile, rules, scripts, profiles, ...).
+
+    Found through :mod:`importlib.resources`, so it is the same for an editable
+    install, a wheel and a pipx install.
+    """
+    return Path(str(importlib.resources.files("dbn_backfill") / "workflow"))
+
+
+def snakefile() -> Path:
+    return workflow_dir() / "Snakefile"
+
+
+def resolve_profile(value: str) -> Path:
+    """A profile directory given by path, or by the name of a shipped profile (``slurm``).
+
+    Raises:
+        ConfigError: neither a directory nor a shipped profile.
+    """
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    shipped = workflow_dir() / "profiles" / value
+    if "/" not in value and shipped.is_dir():
+        return shipped
+    names = sorted(p.name for p in (workflow_dir() / "profiles").iterdir() if p.is_dir())
+    raise ConfigError(
+        f"--profile {value!r} is neither a directory nor a shipped profile ({', '.join(names)})"
+    )
+
+
+def default_workdir(db: str) -> Path:
+    """Where a run keeps its intermediates, logs and Snakemake state: ``<db>.work/``."""
+    path = Path(db).expanduser().resolve()
+    return path.with_name(path.name + ".work")
 
 
 def backfill_parser() -> argparse.ArgumentParser:
@@ -43,15 +79,18 @@ def backfill_parser() -> argparse.ArgumentParser:
     req.add_argument("--checkpoint", required=True, help="checkpoint directory")
     p.add_argument("--retry-failed", action="store_true", help="retry chunks marked failed")
     p.add_argument("--dry-run", action="store_true", help="print the plan, read no bar")
-    p.add_argument("--profile", help="Snakemake profile directory (e.g. profiles/slurm)")
+    p.add_argument(
+        "--profile", help="Snakemake profile: a directory, or a shipped one by name (slurm)"
+    )
     p.add_argument("--expected-gaps", default="", help="business days without bars: D1,D2")
     p.add_argument("--spot-check-days", type=int, default=None, help="gate spot-check days")
     p.add_argument("--chunks-per-job", type=int, default=None, help="chunks per build job")
     p.add_argument("--dataset", default=None, help="expected dataset (default GLBX.MDP3)")
     p.add_argument(
         "--workdir",
-        default=".",
-        help="where intermediates, logs and Snakemake state live (default: current dir)",
+        default=None,
+        help="where intermediates, logs and Snakemake state live (default: <db>.work/ "
+        "beside the database)",
     )
     return p
 
@@ -96,18 +135,22 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         "-m",
         "snakemake",
         "--snakefile",
-        str(SNAKEFILE),
+        str(snakefile()),
         "--directory",
-        str(Path(args.workdir).resolve()),
+        str(workdir_of(args)),
         "--cores",
         str(args.workers),
     ]
     if args.profile:
-        cmd += ["--profile", str(Path(args.profile).resolve())]
+        cmd += ["--profile", str(resolve_profile(args.profile))]
     if args.dry_run:
         cmd.append("--dry-run")
     cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
     return cmd
+
+
+def workdir_of(args: argparse.Namespace) -> Path:
+    return Path(args.workdir).expanduser().resolve() if args.workdir else default_workdir(args.db)
 
 
 def run_backfill(argv: Sequence[str]) -> int:
@@ -117,13 +160,13 @@ def run_backfill(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"dbn-backfill: error: {exc}", file=sys.stderr)
         return 2
-    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    workdir_of(args).mkdir(parents=True, exist_ok=True)
     print("dbn-backfill: " + " ".join(cmd), file=sys.stderr)
     return subprocess.call(cmd, env=os.environ.copy())
 
 
 def run_synth(argv: Sequence[str]) -> int:
-    from . import synth
+    from dbn_backfill.sampledata import synth
 
     parser = argparse.ArgumentParser(
         prog="dbn-backfill synth", description="Write realistic sample DBN ohlcv-1m files."
@@ -133,7 +176,7 @@ def run_synth(argv: Sequence[str]) -> int:
 
 
 def run_show(argv: Sequence[str]) -> int:
-    from .show import show
+    from dbn_backfill.views.show import show
 
     parser = argparse.ArgumentParser(prog="dbn-backfill show", description="Summarize bars_1m.")
     parser.add_argument("--db", required=True)

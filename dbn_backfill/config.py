@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from dbn_backfill.errors import ConfigError
 
 REQUIRED = ("dbn", "db", "symbol", "start", "end", "chunk_days", "checkpoint")
 

@@ -16,12 +16,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dbn_backfill.dbnwrite import SymbolInterval, write_ohlcv_dbn
+from dbn_backfill.sampledata.dbnwrite import SymbolInterval, write_ohlcv_dbn
 from dbn_backfill.tradedate import Calendar, build_calendar
-from dbn_backfill.workflow import CALENDAR_FIRST, CALENDAR_LAST
+from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
 
 PROJECT = Path(__file__).resolve().parent.parent
-FIXTURES = PROJECT.parent / "shared" / "data" / "databento-fixtures"
+FIXTURES = PROJECT / "tests" / "data" / "databento"
+
+
+def fixture_files(pattern: str) -> list[Path]:
+    """The real Databento fixtures matching ``pattern`` (tests/data/databento/README.md).
+
+    Raises:
+        FileNotFoundError: none matches: a test must fail, never run on nothing.
+    """
+    found = sorted(FIXTURES.glob(pattern))
+    if not found:
+        raise FileNotFoundError(f"no Databento fixture {pattern!r} in {FIXTURES}")
+    return found
+
+
+def fixture_file(name: str) -> Path:
+    """One real Databento fixture by name (fails loudly when it is missing)."""
+    path = FIXTURES / name
+    if not path.is_file():
+        raise FileNotFoundError(f"Databento fixture {path} is missing")
+    return path
 RUN_TIMEOUT = 300
 
 

@@ -1,4 +1,4 @@
-"""dbn_backfill.dbnwrite: real DBN bytes that Databento's own readers decode."""
+"""dbn_backfill.sampledata.dbnwrite: real DBN bytes that Databento's own readers decode."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from databento.common.symbology import InstrumentMap
 
-from dbn_backfill.dbnwrite import OHLCV_DTYPE, SymbolInterval, write_ohlcv_dbn
+from dbn_backfill.sampledata.dbnwrite import OHLCV_DTYPE, SymbolInterval, write_ohlcv_dbn
 
 NS = 1_000_000_000
 DAY0 = dt.date(2024, 1, 2)

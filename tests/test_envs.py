@@ -18,7 +18,7 @@ import yaml
 from conftest import PROJECT
 
 LOCK = PROJECT / "requirements.lock"
-ENVS = sorted((PROJECT / "envs").glob("*.yaml"))
+ENVS = sorted((PROJECT / "dbn_backfill" / "workflow" / "envs").glob("*.yaml"))
 
 
 def normalize(name: str) -> str:

@@ -9,7 +9,7 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
-from conftest import FIXTURES, Bar, Run, business_days, day_bars, db_hash, write_bars
+from conftest import fixture_file, Bar, Run, business_days, day_bars, db_hash, write_bars
 
 D = dt.date
 START, END = D(2024, 2, 5), D(2024, 2, 16)
@@ -89,7 +89,7 @@ def test_not_dbn(fresh):
     ],
 )
 def test_wrong_schema(fresh, fixture, schema):
-    shutil.copy(FIXTURES / fixture, fresh.dbn / fixture)
+    shutil.copy(fixture_file(fixture), fresh.dbn / fixture)
     assert_refused(fresh, f"{fixture}: schema is '{schema}', expected 'ohlcv-1m'")
 
 

@@ -14,10 +14,10 @@ import duckdb
 import pytest
 from conftest import Run, content_hash, db_hash
 
-from dbn_backfill.faults import KILL_ENV, POINTS
-from dbn_backfill.gates import run_gates
-from dbn_backfill.sources import find_sources, read_header
-from dbn_backfill.synth import generate
+from dbn_backfill.runtime.faults import KILL_ENV, POINTS
+from dbn_backfill.gates.checks import run_gates
+from dbn_backfill.sources.dbn_files import find_sources, read_header
+from dbn_backfill.sampledata.synth import generate
 
 D = dt.date
 START, END = D(2024, 1, 2), D(2024, 2, 29)

@@ -35,7 +35,7 @@ from conftest import PROJECT, Bar, Run, read_table, write_bars
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
 STATE = Path(os.environ.get("DBN_BACKFILL_SLURM_STATE", "/tmp/dbn-backfill-slurm"))
-SLURM_PROFILE = PROJECT / "profiles" / "slurm" / "config.yaml"
+SLURM_PROFILE = PROJECT / "dbn_backfill" / "workflow" / "profiles" / "slurm" / "config.yaml"
 CI_PROFILE = PROJECT / "tests" / "slurm" / "ci-profile" / "config.yaml"
 SLURM_RUN_TIMEOUT = 170  # a healthy run takes ~40-70 s here
 LOCAL_RUN_TIMEOUT = 120

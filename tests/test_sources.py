@@ -6,14 +6,14 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURES
+from conftest import fixture_file, fixture_files
 
-from dbn_backfill.decode import decode_group
+from dbn_backfill.sources.decode import decode_group
 from dbn_backfill.errors import SourceError
-from dbn_backfill.sources import check_header, find_sources, read_header
+from dbn_backfill.sources.dbn_files import check_header, find_sources, read_header
 
-OHLCV_1M = sorted(FIXTURES.glob("*ohlcv-1m*"))
-WRONG = sorted(p for p in FIXTURES.glob("*.dbn*") if "ohlcv-1m" not in p.name)
+OHLCV_1M = fixture_files("*ohlcv-1m*")
+WRONG = [p for p in fixture_files("*.dbn*") if "ohlcv-1m" not in p.name]
 
 
 @pytest.mark.parametrize("path", OHLCV_1M, ids=lambda p: p.name)
@@ -108,7 +108,7 @@ def test_not_dbn(tmp_path):
 def test_header_cache_reuses_unchanged_files_only(tmp_path, monkeypatch):
     import os
 
-    import dbn_backfill.workflow as workflow
+    import dbn_backfill.runtime.plan as workflow
 
     a, b = tmp_path / "a.dbn.zst", tmp_path / "b.dbn"
     shutil.copy(OHLCV_1M[0], a)
@@ -121,7 +121,7 @@ def test_header_cache_reuses_unchanged_files_only(tmp_path, monkeypatch):
     monkeypatch.setattr(workflow, "read_header", lambda p: calls.append(p.name) or real(p))
     assert workflow.read_headers([a, b], cache) == first
     assert calls == []  # nothing re-read
-    shutil.copy(FIXTURES / "dbn-repo.test_data.ohlcv-1h.dbn", b)  # replaced in place
+    shutil.copy(fixture_file("dbn-repo.test_data.ohlcv-1h.dbn"), b)  # replaced in place
     os.utime(b, ns=(1, 1))
     again = workflow.read_headers([a, b], cache)
     assert calls == ["b.dbn"] and again[1].schema == "ohlcv-1h"

@@ -1,4 +1,4 @@
-"""dbn_backfill.synth: sample MGC files that look like a Databento GLBX.MDP3 download."""
+"""dbn_backfill.sampledata.synth: sample MGC files that look like a Databento GLBX.MDP3 download."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pandas_market_calendars as mcal
 import pytest
 from databento.common.symbology import InstrumentMap
 
-from dbn_backfill.synth import SynthReport, add_arguments, generate, raw_symbol, run
+from dbn_backfill.sampledata.synth import SynthReport, add_arguments, generate, raw_symbol, run
 
 MIN_NS = 60 * 1_000_000_000
 DAY_NS = 1440 * MIN_NS

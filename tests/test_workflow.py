@@ -9,7 +9,8 @@ import shutil
 import pandas as pd
 import pytest
 from conftest import (
-    FIXTURES,
+    fixture_file,
+    fixture_files,
     Bar,
     Run,
     business_days,
@@ -189,7 +190,7 @@ def test_new_file_rebuilds_only_its_chunks(scenario):
 def test_real_databento_fixtures_backfill(tmp_path):
     dbn = tmp_path / "dbn"
     dbn.mkdir()
-    for path in FIXTURES.glob("*ohlcv-1m*"):
+    for path in fixture_files("*ohlcv-1m*"):
         shutil.copy(path, dbn / path.name)
     run = Run(tmp_path, dbn, "ES", D(2020, 12, 28), D(2020, 12, 28))
     run.run(check=True)
@@ -204,9 +205,9 @@ def test_real_databento_fixtures_backfill(tmp_path):
 def test_wrong_schema_fixture_refused_before_any_work(tmp_path):
     dbn = tmp_path / "dbn"
     dbn.mkdir()
-    for path in FIXTURES.glob("*ohlcv-1m.dbn"):
+    for path in fixture_files("*ohlcv-1m.dbn"):
         shutil.copy(path, dbn / path.name)
-    shutil.copy(FIXTURES / "databento-python.GLBX.MDP3.test_data.trades.dbn.zst", dbn / "t.dbn.zst")
+    shutil.copy(fixture_file("databento-python.GLBX.MDP3.test_data.trades.dbn.zst"), dbn / "t.dbn.zst")
     run = Run(tmp_path, dbn, "ES", D(2020, 12, 28), D(2020, 12, 28))
     proc = run.run(check=False)
     assert "t.dbn.zst: schema is 'trades', expected 'ohlcv-1m'" in proc.stderr
@@ -219,7 +220,7 @@ def test_dry_run_prints_every_chunk_and_reads_nothing(scenario):
     out = proc.stdout + proc.stderr
     from conftest import calendar_once
 
-    from dbn_backfill.plan import plan_chunks
+    from dbn_backfill.chunks.grid import plan_chunks
 
     chunks = [c for b in plan_chunks(calendar_once(), START, END, 3, 20) for c in b.chunks]
     for chunk in chunks:
@@ -235,7 +236,7 @@ def test_snakemake_directly_with_directory(scenario, tmp_path):
     from conftest import PROJECT
 
     run, _, _ = scenario
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(PROJECT / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(PROJECT / "workflow" / "Snakefile"),
            "--directory", str(tmp_path / "elsewhere"), "--cores", "2", "--config",
            f"dbn={run.dbn}", f"db={run.db}", "symbol=MGC", f"start={START}", f"end={END}",
            "chunk_days=3", f"checkpoint={run.checkpoint}"]  # fmt: skip

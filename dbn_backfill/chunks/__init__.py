@@ -1,0 +1,1 @@
+"""Stage 2, selection and chunks: the chunk grid, row rules, front contract, chunk bars."""

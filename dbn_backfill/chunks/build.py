@@ -1,0 +1,297 @@
+"""Build the chunks of one batch (the ``build_chunks`` rule): validate, select, write bars.
+
+For each chunk (K trade dates) of the batch, over the decoded records of those
+dates only: resolve-or-stop, section 4 row rules, duplicate handling, the front
+contract per trade date (section 5), and the selected contract's bars as a
+parquet checked against the pandera schema. A chunk that breaks a rule is
+written empty and marked ``failed`` in the batch manifest with the message; the
+merge then records that in its checkpoint and commits nothing of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dbn_backfill.chunks.contracts import select_front
+from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.chunks.grid import Chunk
+from dbn_backfill.chunks.rows import VALUE_COLUMNS, dedupe, describe, invalid_mask, to_price
+from dbn_backfill.store.schema import ARROW_SCHEMA, SELECTION_SCHEMA, bars_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkResult:
+    """What the merge needs to know about a built chunk."""
+
+    chunk_id: str
+    chunk_start: str
+    chunk_end: str
+    status: str  # "ok" | "failed"
+    rows: int
+    content_hash: str
+    days_present: list[str]
+    sources: list[str]
+    error: str | None = None
+    last_ts_event: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def read_decoded(paths: list[Path], first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Decoded records with trade dates in ``[first, last]`` from every group file.
+
+    Only the parquet row groups whose statistics overlap the range are read.
+    """
+    filters = [("trade_date", ">=", first), ("trade_date", "<=", last)]
+    tables = [pq.read_table(p, filters=filters) for p in paths]
+    if not tables:
+        from dbn_backfill.sources.decode import DECODED_SCHEMA
+
+        return DECODED_SCHEMA.empty_table().to_pandas()
+    table = pa.concat_tables(tables, promote_options="permissive")
+    frame = table.to_pandas(strings_to_categorical=True)
+    frame["trade_date"] = pd.to_datetime(frame["trade_date"]).values.astype("datetime64[D]")
+    return frame
+
+
+def select_bars(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Front contract per trade date and its bars, for valid, de-duplicated records.
+
+    Args:
+        frame: decoded records (any number of trade dates), already checked.
+        symbol: the root.
+
+    Returns:
+        ``(bars, selection)``: bars in table order sorted by ``ts_utc`` (plus the
+        ``chunk`` position column when ``frame`` has it); one selection row per trade
+        date. Ranking: total volume, then earliest expiry, then raw symbol.
+    """
+    per_iid = (
+        frame.groupby(["trade_date", "raw_symbol", "instrument_id"], sort=True)["volume"]
+        .sum()
+        .reset_index()
+        .sort_values(
+            ["trade_date", "raw_symbol", "volume", "instrument_id"],
+            ascending=[True, True, False, True],
+            kind="mergesort",
+        )
+    )
+    volumes = (
+        per_iid.groupby(["trade_date", "raw_symbol"], sort=True)
+        .agg(volume=("volume", "sum"), instrument_id=("instrument_id", "first"))
+        .reset_index()
+    )
+    volumes["volume"] = volumes["volume"].astype("int64")
+    selection = select_front(volumes, symbol)
+    chosen = frame.merge(
+        selection[["trade_date", "source_symbol"]],
+        left_on=["trade_date", "raw_symbol"],
+        right_on=["trade_date", "source_symbol"],
+        how="inner",
+    ).sort_values("ts_event", kind="mergesort")
+    bars = pd.DataFrame(
+        {
+            "ts_utc": pd.to_datetime(
+                chosen["ts_event"].to_numpy(dtype="int64") // 1000, unit="us", utc=True
+            ),
+            "symbol": symbol,
+            "source_symbol": chosen["raw_symbol"].astype(str).to_numpy(),
+            "open": to_price(chosen["open"].to_numpy()),
+            "high": to_price(chosen["high"].to_numpy()),
+            "low": to_price(chosen["low"].to_numpy()),
+            "close": to_price(chosen["close"].to_numpy()),
+            "volume": chosen["volume"].to_numpy(dtype="int64"),
+        }
+    ).reset_index(drop=True)
+    bars["ts_utc"] = bars["ts_utc"].astype("datetime64[us, UTC]")
+    bars["symbol"] = bars["symbol"].astype(object)
+    if "chunk" in chosen:
+        bars["chunk"] = chosen["chunk"].to_numpy()
+    return bars, selection
+
+
+def chunk_errors(frame: pd.DataFrame, chunks: list[Chunk]) -> dict[int, str]:
+    """The first broken rule of every chunk that breaks one (sections 2 and 4).
+
+    Args:
+        frame: decoded records with a ``chunk`` column (position in ``chunks``).
+
+    Returns:
+        chunk position -> message naming the file, instrument, raw symbol,
+        ``ts_event`` and values of the first offending record.
+    """
+    errors: dict[int, str] = {}
+    pos = frame["chunk"].to_numpy()
+
+    def first_per_chunk(mask: np.ndarray, message: str) -> None:
+        if not mask.any():
+            return
+        hits = frame[mask].sort_values("ts_event", kind="mergesort")
+        counts = hits.groupby("chunk").size()
+        firsts = hits.groupby("chunk").head(1)  # one message per failing chunk, not per row
+        for position in range(len(firsts)):
+            row = firsts.iloc[position]
+            c = int(row["chunk"])
+            if c in errors:
+                continue
+            why = f": {row['_reason']}" if row.get("_reason") else ""
+            errors[c] = (
+                f"chunk {chunks[c].chunk_id}: {int(counts[c])} {message}, "
+                f"first: {describe(row)}{why}"
+            )
+
+    frame["_reason"] = ""
+    first_per_chunk(
+        frame["raw_symbol"].isna().to_numpy(),
+        "records have no symbol mapping on their UTC date (contract section 2)",
+    )
+    bad, reasons = invalid_mask(frame)
+    frame["_reason"] = reasons
+    first_per_chunk(bad, "invalid outright records (contract section 4)")
+    frame.drop(columns="_reason", inplace=True)
+    key = ["instrument_id", "ts_event"]
+    suspects = frame.duplicated(key, keep=False).to_numpy()
+    distinct = frame.drop_duplicates([*key, *VALUE_COLUMNS])
+    suspects_clash = distinct.duplicated(["raw_symbol", "ts_event"], keep=False)
+    for c in sorted(set(pos[suspects]) | set(distinct["chunk"][suspects_clash])):
+        if int(c) in errors:
+            continue
+        _, problems = dedupe(frame[pos == c])
+        if problems:
+            errors[int(c)] = f"chunk {chunks[int(c)].chunk_id}: " + "; ".join(problems)
+    return errors
+
+
+def content_hash(bars: pd.DataFrame, selection: pd.DataFrame) -> str:
+    """sha256 of a chunk's bars and selection: equal content, equal hash."""
+    digest = hashlib.sha256()
+    digest.update(np.asarray(bars["ts_utc"].array.asi8, dtype="int64").tobytes())
+    for c in ("open", "high", "low", "close"):
+        digest.update(bars[c].to_numpy(dtype="float64").tobytes())
+    digest.update(bars["volume"].to_numpy(dtype="int64").tobytes())
+    for column in ("source_symbol", "symbol"):
+        codes, uniques = pd.factorize(bars[column])
+        digest.update(np.asarray(codes, dtype="int64").tobytes())
+        digest.update("\n".join(str(u) for u in uniques).encode())
+    digest.update(selection.to_json(orient="values", date_format="iso").encode())
+    return digest.hexdigest()
+
+
+def build_batch(
+    decoded: list[Path],
+    chunks: list[Chunk],
+    chunk_outputs: list[Path],
+    selection_output: Path,
+    manifest_output: Path,
+    symbol: str,
+) -> list[ChunkResult]:
+    """Build every chunk of a batch, writing each chunk's parquet, the batch's
+    selection parquet and its manifest (what the merge reads).
+
+    Checks and selection run once over the whole batch (vectorized); results are
+    then cut per chunk. A chunk breaking a rule does not stop its siblings: it is
+    written empty and reported ``failed`` with the message.
+    """
+    if len(chunks) != len(chunk_outputs):
+        raise ValueError("one output path per chunk is required")
+    frame = read_decoded(decoded, chunks[0].first, chunks[-1].last)
+    firsts = np.array([np.datetime64(c.first, "D") for c in chunks])
+    frame["chunk"] = np.searchsorted(firsts, frame["trade_date"].to_numpy(), side="right") - 1
+    errors = chunk_errors(frame, chunks)
+    good = frame[~np.isin(frame["chunk"].to_numpy(), list(errors))]
+    good = good.drop_duplicates(["instrument_id", "ts_event", *VALUE_COLUMNS])
+    bars, selection = select_bars(good, symbol)
+    bars_schema(symbol).validate(bars.drop(columns="chunk"), lazy=False)
+    selection = selection.assign(symbol=symbol)
+    sel_chunk = np.searchsorted(firsts, selection["trade_date"].to_numpy(), side="right") - 1
+    selection["chunk_id"] = [chunks[int(c)].chunk_id for c in sel_chunk]
+
+    results: list[ChunkResult] = []
+    resolved_days = frame[frame["raw_symbol"].notna()].groupby("chunk")["trade_date"].unique()
+    sources = frame.groupby("chunk")["source"].unique()
+    bar_pos = bars["chunk"].to_numpy()
+    for i, (chunk, out) in enumerate(zip(chunks, chunk_outputs, strict=True)):
+        days = sorted(str(pd.Timestamp(d).date()) for d in resolved_days.get(i, []))
+        files = sorted(str(f) for f in sources.get(i, []))
+        base: dict[str, Any] = {
+            "chunk_id": chunk.chunk_id,
+            "chunk_start": str(chunk.first),
+            "chunk_end": str(chunk.last),
+            "days_present": days,
+            "sources": files,
+        }
+        if i in errors:
+            log.error("chunk %s failed: %s", chunk.chunk_id, errors[i])
+            _write_bars(out, ARROW_SCHEMA.empty_table())
+            results.append(
+                ChunkResult(
+                    **base,
+                    status="failed",
+                    rows=0,
+                    content_hash="",
+                    error=errors[i],
+                    last_ts_event=_last_good_ts(frame, i, errors[i]),
+                )
+            )
+            continue
+        part = bars[bar_pos == i].drop(columns="chunk").reset_index(drop=True)
+        picks = selection[selection["chunk_id"] == chunk.chunk_id].drop(columns="chunk_id")
+        _write_bars(out, pa.Table.from_pandas(part, schema=ARROW_SCHEMA, preserve_index=False))
+        kill_point("build")
+        results.append(
+            ChunkResult(**base, status="ok", rows=len(part), content_hash=content_hash(part, picks))
+        )
+        front = ", ".join(
+            f"{pd.Timestamp(d).date()}={s}"
+            for d, s in zip(picks["trade_date"], picks["source_symbol"], strict=True)
+        )
+        log.info("chunk %s: %d bars; front per day: %s", chunk.chunk_id, len(part), front or "none")
+    _write_selection(selection_output, [selection])
+    manifest_output.write_text(json.dumps({"chunks": [r.to_json() for r in results]}, indent=1))
+    return results
+
+
+def _write_bars(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+
+
+def _write_selection(path: Path, frames: list[pd.DataFrame]) -> None:
+    if frames:
+        frame = pd.concat(frames, ignore_index=True)
+        frame["trade_date"] = pd.to_datetime(frame["trade_date"]).dt.date
+        table = pa.Table.from_pandas(
+            frame[SELECTION_SCHEMA.names], schema=SELECTION_SCHEMA, preserve_index=False
+        )
+    else:
+        table = SELECTION_SCHEMA.empty_table()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def _last_good_ts(frame: pd.DataFrame, chunk: int, message: str) -> str | None:
+    """The last ``ts_event`` of the chunk before the offending record, for the log."""
+    marker = "ts_event "
+    if marker not in message:
+        return None
+    try:
+        bad = int(message.split(marker, 1)[1].split(" ", 1)[0])
+    except ValueError:
+        return None
+    ts = frame.loc[frame["chunk"] == chunk, "ts_event"].to_numpy()
+    before = ts[ts < bad]
+    return str(pd.Timestamp(int(before.max()), unit="ns", tz="UTC")) if len(before) else None

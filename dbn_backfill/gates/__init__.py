@@ -1,0 +1,1 @@
+"""Stage 4, gates: the honesty checks every run ends with."""

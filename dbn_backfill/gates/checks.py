@@ -1,0 +1,324 @@
+"""Honesty gates (contract section 9), run at the end of every backfill.
+
+Each gate is a query over the whole table (or, for completeness, the run's
+range) that returns what it found; a failing gate makes the run fail with that.
+The spot-check recounts the selected contract's bars of random trade dates
+straight from the DBN files, through a decoder path independent of the chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dbn_backfill.store.database import connect, first_row, table_exists
+from dbn_backfill.errors import GateError
+from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.store.schema import TABLE
+from dbn_backfill.sources.dbn_files import SourceHeader
+from dbn_backfill.tradedate import Calendar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GateResult:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+def _calendar_table(con: duckdb.DuckDBPyConnection, calendar: Calendar) -> None:
+    days = [str(d) for d in calendar.days]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE calendar_days AS SELECT CAST(unnest(?) AS DATE) AS day",
+        [days],
+    ).fetchall()
+
+
+def trade_date_sql(calendar: Calendar) -> str:
+    """SQL of (symbol, trade_date, source_symbol, n) over ``bars_1m`` (section 3 in SQL)."""
+    shift = int(calendar.shift.total_seconds())
+    return f"""
+        WITH s AS (
+          SELECT symbol, source_symbol,
+                 CAST(timezone('{calendar.session_tz}', ts_utc) + INTERVAL {shift} SECOND AS DATE)
+                   AS session_date,
+                 count(*) AS n
+          FROM {TABLE} GROUP BY ALL)
+        SELECT s.symbol, c.day AS trade_date, s.source_symbol, sum(s.n) AS n
+        FROM s ASOF LEFT JOIN calendar_days c ON s.session_date <= c.day
+        GROUP BY ALL
+    """
+
+
+def run_gates(
+    *,
+    db: Path,
+    symbol: str,
+    start: dt.date,
+    end: dt.date,
+    expected_gaps: tuple[dt.date, ...],
+    calendar: Calendar,
+    headers: list[SourceHeader],
+    spot_check_days: int,
+    seed: str,
+) -> list[GateResult]:
+    """Run every gate; returns the results (the caller fails the run on any failure)."""
+    kill_point("gates")
+    con = connect(db, read_only=True)
+    try:
+        if not table_exists(con, TABLE):
+            return [GateResult("table exists", False, f"{db} has no table {TABLE}")]
+        _calendar_table(con, calendar)
+        con.execute(f"CREATE TEMP TABLE per_day AS {trade_date_sql(calendar)}")
+        results = [
+            _gate_types(con),
+            _gate_unique(con),
+            _gate_no_null_source(con),
+            _gate_one_source_per_day(con),
+            _gate_rows(con),
+            _gate_completeness(con, calendar, symbol, start, end, expected_gaps),
+        ]
+        results.append(
+            _gate_spot_check(con, calendar, symbol, start, end, headers, spot_check_days, seed)
+        )
+    finally:
+        con.close()
+    return results
+
+
+def _gate_types(con: duckdb.DuckDBPyConnection) -> GateResult:
+    declared = first_row(
+        con.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = ? AND "
+            "column_name = 'ts_utc'",
+            [TABLE],
+        )
+    )
+    typed = con.execute(f"SELECT DISTINCT typeof(ts_utc) FROM {TABLE}").fetchall()
+    kinds = {str(declared[0]) if declared else "missing", *(str(r[0]) for r in typed)}
+    ok = all(k.startswith("TIMESTAMP") for k in kinds)
+    return GateResult("ts_utc is a timestamp", ok, f"types found: {sorted(kinds)}")
+
+
+def _gate_unique(con: duckdb.DuckDBPyConnection) -> GateResult:
+    total, distinct = first_row(
+        con.execute(f"SELECT count(*), count(DISTINCT (symbol, ts_utc)) FROM {TABLE}")
+    ) or (0, 0)
+    detail = f"{total} rows, {distinct} distinct (symbol, ts_utc)"
+    if total != distinct:
+        dup = con.execute(
+            f"SELECT symbol, ts_utc, count(*) FROM {TABLE} GROUP BY ALL HAVING count(*) > 1 "
+            "ORDER BY 2 LIMIT 3"
+        ).fetchall()
+        detail += f"; duplicated, first: {dup}"
+    return GateResult("no duplicate (symbol, ts_utc)", total == distinct, detail)
+
+
+def _gate_no_null_source(con: duckdb.DuckDBPyConnection) -> GateResult:
+    (nulls,) = first_row(
+        con.execute(f"SELECT count(*) FROM {TABLE} WHERE source_symbol IS NULL")
+    ) or (0,)
+    return GateResult(
+        "source_symbol never NULL", nulls == 0, f"{nulls} rows with NULL source_symbol"
+    )
+
+
+def _gate_one_source_per_day(con: duckdb.DuckDBPyConnection) -> GateResult:
+    bad = con.execute(
+        "SELECT symbol, trade_date, list(DISTINCT source_symbol ORDER BY source_symbol) "
+        "FROM per_day GROUP BY symbol, trade_date HAVING count(DISTINCT source_symbol) > 1 "
+        "ORDER BY trade_date LIMIT 10"
+    ).fetchall()
+    (orphans,) = first_row(
+        con.execute("SELECT count(*) FROM per_day WHERE trade_date IS NULL")
+    ) or (0,)
+    detail = f"{len(bad)} (symbol, trade date) with several source symbols"
+    if bad:
+        detail += ", first: " + "; ".join(f"{s} {d}: {list(x)}" for s, d, x in bad)
+    if orphans:
+        detail += f"; {orphans} groups after the calendar's last business day"
+    return GateResult("one source_symbol per (symbol, trade date)", not bad and not orphans, detail)
+
+
+def _gate_rows(con: duckdb.DuckDBPyConnection) -> GateResult:
+    rule = """
+        epoch_us(ts_utc) % 60000000 != 0
+        OR NOT (isfinite(open) AND open > 0) OR NOT (isfinite(high) AND high > 0)
+        OR NOT (isfinite(low) AND low > 0) OR NOT (isfinite(close) AND close > 0)
+        OR high < greatest(open, close, low) OR low > least(open, close) OR volume < 0
+    """
+    (bad,) = first_row(con.execute(f"SELECT count(*) FROM {TABLE} WHERE {rule}")) or (0,)
+    detail = f"{bad} rows break section 4"
+    if bad:
+        first = con.execute(
+            f"SELECT * FROM {TABLE} WHERE {rule} ORDER BY ts_utc LIMIT 3"
+        ).fetchall()
+        detail += f", first: {first}"
+    return GateResult("every row satisfies section 4", bad == 0, detail)
+
+
+def _gate_completeness(
+    con: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    symbol: str,
+    start: dt.date,
+    end: dt.date,
+    expected_gaps: tuple[dt.date, ...],
+) -> GateResult:
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT trade_date FROM per_day "
+            "WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
+            [symbol, start, end],
+        ).fetchall()
+    }
+    days = [pd.Timestamp(d).date() for d in calendar.business_days(start, end)]
+    gaps = set(expected_gaps)
+    missing = [d for d in days if d not in have and d not in gaps]
+    detail = f"{len(days)} business days in [{start}, {end}], {len(missing)} without rows"
+    if missing:
+        detail += ": " + ", ".join(str(d) for d in missing[:20])
+    return GateResult("completeness of [start, end]", not missing, detail)
+
+
+def _gate_spot_check(
+    con: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    symbol: str,
+    start: dt.date,
+    end: dt.date,
+    headers: list[SourceHeader],
+    spot_check_days: int,
+    seed: str,
+) -> GateResult:
+    selected = con.execute(
+        "SELECT trade_date, source_symbol FROM bars_1m_trade_dates WHERE symbol = ? "
+        "AND trade_date BETWEEN ? AND ? ORDER BY trade_date",
+        [symbol, start, end],
+    ).fetchall()
+    if spot_check_days == 0 or not selected:
+        return GateResult("spot-check against DBN", True, "no trade date to check")
+    picks = sorted(random.Random(seed).sample(selected, min(spot_check_days, len(selected))))
+    wanted = {d: s for d, s in picks}
+    recount = recount_from_dbn(headers, calendar, wanted)
+    mismatches = []
+    for day, source_symbol in picks:
+        lo, hi = calendar.session_bounds_utc(day, day)
+        (stored,) = first_row(
+            con.execute(
+                f"SELECT count(*) FROM {TABLE} WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ? "
+                "AND source_symbol = ?",
+                [symbol, lo.to_pydatetime(), hi.to_pydatetime(), source_symbol],
+            )
+        ) or (0,)
+        (all_rows,) = first_row(
+            con.execute(
+                f"SELECT count(*) FROM {TABLE} WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
+                [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
+            )
+        ) or (0,)
+        from_dbn = recount.get(day, 0)
+        if stored != from_dbn or all_rows != from_dbn:
+            mismatches.append(
+                f"{day} {source_symbol}: table {all_rows} rows "
+                f"({stored} of {source_symbol}), DBN {from_dbn}"
+            )
+    checked = ", ".join(f"{d} {s} ({recount.get(d, 0)} bars)" for d, s in picks)
+    detail = f"checked {checked}"
+    if mismatches:
+        detail = "mismatch: " + "; ".join(mismatches) + f" ({detail})"
+    return GateResult("spot-check against DBN", not mismatches, detail)
+
+
+def recount_from_dbn(
+    headers: list[SourceHeader], calendar: Calendar, wanted: dict[dt.date, str]
+) -> dict[dt.date, int]:
+    """Distinct bars of ``wanted[day]`` (a raw symbol) per trade date, read from DBN files."""
+    from databento.common.symbology import InstrumentMap
+
+    from dbn_backfill.sources.decode import resolve_codes
+    from dbn_backfill.chunks.grid import header_trade_span, overlaps
+    from dbn_backfill.sources.dbn_files import DbnReader
+
+    days = sorted(wanted)
+    targets = sorted(set(wanted.values()))
+    pairs = pd.DataFrame(
+        {
+            "trade_date": np.array(days, dtype="datetime64[D]"),
+            "raw_symbol": [wanted[d] for d in days],
+        }
+    )
+    stamps: dict[dt.date, set[int]] = {d: set() for d in days}
+    bounds = [calendar.session_bounds_utc(d, d) for d in days]
+    edges = np.array([t.value for lo, hi in bounds for t in (lo, hi)], dtype="int64")
+    last_end = int(edges.max())
+    for header in headers:
+        span = header_trade_span(header, calendar)
+        if not any(overlaps(span, d, d) for d in days):
+            continue
+        with DbnReader(header.path) as reader:
+            imap = InstrumentMap()
+            imap.insert_metadata(reader.metadata())
+            in_order, previous = True, np.iinfo(np.int64).min
+            for _, block in reader.blocks():
+                ts_all = block["ts_event"].astype("int64")
+                # only records inside one of the wanted sessions: odd positions in edges
+                inside = (np.searchsorted(edges, ts_all, side="right") % 2) == 1
+                if inside.any():
+                    sub = block[inside]
+                    codes, symbols = resolve_codes(imap, sub["instrument_id"], sub["ts_event"])
+                    wanted_codes = np.flatnonzero(pd.Series(symbols, dtype=object).isin(targets))
+                    hit = np.isin(codes, wanted_codes)
+                    if hit.any():
+                        ts = ts_all[inside][hit]
+                        found = pd.DataFrame(
+                            {
+                                "trade_date": calendar.trade_dates(ts),
+                                "raw_symbol": symbols[codes[hit]],
+                                "ts": ts,
+                            }
+                        ).merge(pairs, on=["trade_date", "raw_symbol"])
+                        for day, group in found.groupby("trade_date"):
+                            stamps[pd.Timestamp(str(day)).date()].update(group["ts"].tolist())
+                # files are written in time order; once past the last session, stop early
+                in_order = (
+                    in_order and bool(ts_all[0] >= previous) and bool((np.diff(ts_all) >= 0).all())
+                )
+                previous = int(ts_all[-1])
+                if in_order and previous >= last_end:
+                    break
+    return {d: len(s) for d, s in stamps.items()}
+
+
+def write_report(path: Path, results: list[GateResult], context: dict[str, Any]) -> None:
+    payload = {
+        **context,
+        "passed": all(r.passed for r in results),
+        "gates": [r.to_json() for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=str))
+
+
+def raise_on_failure(results: list[GateResult]) -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise GateError(
+            f"{len(failed)} honesty gates failed: "
+            + " | ".join(f"{r.name}: {r.detail}" for r in failed)
+        )

@@ -1,0 +1,1 @@
+"""Runtime plumbing: the parse-time plan, step logging, run locks, fault injection, summary."""

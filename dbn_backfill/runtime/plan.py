@@ -1,0 +1,172 @@
+"""Parse-time planning for the Snakefile: settings, sources, groups, batches.
+
+Everything here reads only headers and small files, never a bar, so
+``snakemake -n`` prints the whole plan before any data is decoded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbn_backfill.store import checkpoints
+from dbn_backfill.runtime import lock
+from dbn_backfill.config import BackfillConfig, check_writable, from_mapping
+from dbn_backfill.errors import CheckpointError
+from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_chunks
+from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources, read_header
+from dbn_backfill.tradedate import Calendar, build_calendar
+
+#: Fixed span of the business-day calendar: the chunk grid is anchored at its first day.
+CALENDAR_FIRST = dt.date(2000, 1, 1)
+CALENDAR_LAST = dt.date(2039, 12, 31)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run will do."""
+
+    cfg: BackfillConfig
+    calendar: Calendar
+    headers: tuple[SourceHeader, ...]
+    groups: dict[str, list[str]]
+    group_spans: dict[str, tuple[dt.date, dt.date | None]]
+    batches: tuple[Batch, ...]
+    run_id: str
+
+    @property
+    def root(self) -> str:
+        return f"results/{self.cfg.symbol}"
+
+    def groups_for(self, batch: Batch) -> list[str]:
+        return sorted(
+            g for g, span in self.group_spans.items() if overlaps(span, batch.first, batch.last)
+        )
+
+    def chunk_ids(self) -> list[str]:
+        return [c.chunk_id for b in self.batches for c in b.chunks]
+
+
+def make_plan(
+    config: dict[str, Any], run_id: str | None = None, header_cache: Path | None = None
+) -> Plan:
+    """Check the settings and sources and plan the run (see :class:`Plan`).
+
+    ``header_cache`` (a JSON file) keeps the headers of unchanged files (same path,
+    size and modification time) between runs, so planning thousands of daily files
+    does not re-open each of them; every header is still checked, and decoding
+    re-reads the real header of every file it decodes.
+
+    Raises:
+        ConfigError, SourceError: a bad setting or an unusable DBN file.
+    """
+    cfg = from_mapping(config)
+    calendar = build_calendar(
+        cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
+    )
+    paths = find_sources(cfg.dbn)
+    headers = read_headers(paths, header_cache)
+    for header in headers:
+        check_header(header, cfg.dataset)
+    groups: dict[str, list[str]] = {}
+    spans: dict[str, tuple[dt.date, dt.date | None]] = {}
+    for header in headers:
+        groups.setdefault(header.group, []).append(str(header.path))
+        lo, hi = header_trade_span(header, calendar)
+        if header.group in spans:
+            old_lo, old_hi = spans[header.group]
+            hi = None if hi is None or old_hi is None else max(hi, old_hi)
+            lo = min(lo, old_lo)
+        spans[header.group] = (lo, hi)
+    batches = plan_chunks(calendar, cfg.start, cfg.end, cfg.chunk_days, cfg.chunks_per_job)
+    return Plan(
+        cfg=cfg,
+        calendar=calendar,
+        headers=headers,
+        groups=groups,
+        group_spans=spans,
+        batches=tuple(batches),
+        run_id=run_id or default_run_id(),
+    )
+
+
+def read_headers(paths: list[Path], cache: Path | None) -> tuple[SourceHeader, ...]:
+    """Headers of ``paths``, from ``cache`` where the file is unchanged (see make_plan)."""
+    known: dict[str, dict[str, Any]] = {}
+    if cache is not None and cache.exists():
+        try:
+            known = dict(json.loads(cache.read_text()))
+        except (OSError, ValueError):
+            known = {}
+    fresh: dict[str, dict[str, Any]] = {}
+    headers = []
+    for path in paths:
+        stat = path.stat()
+        key = str(path)
+        entry = known.get(key)
+        if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+            header = SourceHeader(path=path, **entry["header"])
+        else:
+            header = read_header(path)
+        headers.append(header)
+        fields = {k: v for k, v in vars(header).items() if k != "path"}
+        fresh[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header": fields}
+    if cache is not None and fresh != known:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(fresh))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a cache only: planning already has what it needs
+    return tuple(headers)
+
+
+def config_snapshot(plan: Plan) -> dict[str, str]:
+    """The run's effective settings, as logged at start."""
+    return {key: str(value) for key, value in vars(plan.cfg).items() if key != "extra"}
+
+
+def default_run_id() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+
+
+def check_before_run(plan: Plan, workdir: Path) -> None:
+    """What must hold before a (non dry) run starts any work, in this order: the
+    database and checkpoint locations are writable, no other run holds the locks
+    (taken here, held until this process exits), no chunk of the plan failed before.
+
+    Raises:
+        ConfigError: the database or checkpoint location cannot be written.
+        LockError: another backfill runs on the same database or work directory.
+        CheckpointError: a chunk of the plan failed before and ``retry_failed`` is off.
+    """
+    check_writable(plan.cfg)
+    for lock_file, what in lock_paths(plan, workdir):
+        lock.acquire(lock_file, what)
+    check_failed(plan)
+
+
+def check_failed(plan: Plan) -> None:
+    """Stop at once when a chunk of the plan is ``failed`` and ``retry_failed`` is off."""
+    if plan.cfg.retry_failed:
+        return
+    bad = checkpoints.failed(plan.cfg.checkpoint, plan.chunk_ids())
+    if bad:
+        listing = " | ".join(f"{cid}: {err}" for cid, err in bad)
+        raise CheckpointError(
+            f"{len(bad)} chunks failed in an earlier run and retry_failed is off: {listing}. "
+            "Fix the cause, then rerun with retry_failed=true (CLI: --retry-failed)."
+        )
+
+
+def lock_paths(plan: Plan, workdir: Path) -> list[tuple[Path, str]]:
+    db = plan.cfg.db
+    return [
+        (db.with_name(db.name + ".lock"), f"database {db}"),
+        (Path(workdir) / ".dbn-backfill.lock", f"work directory {Path(workdir).resolve()}"),
+    ]

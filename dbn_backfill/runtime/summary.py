@@ -1,0 +1,87 @@
+"""The run summary printed at the end of every run (success or failure)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbn_backfill.store import checkpoints
+
+if TYPE_CHECKING:
+    from dbn_backfill.runtime.plan import Plan
+
+
+def collect(plan: Plan, merge_report: str, gates_report: str, seconds: float) -> dict[str, Any]:
+    states: dict[str, int] = {}
+    failed: list[str] = []
+    for chunk_id in plan.chunk_ids():
+        state = checkpoints.read(plan.cfg.checkpoint, chunk_id) or {"status": "pending"}
+        status = str(state.get("status"))
+        states[status] = states.get(status, 0) + 1
+        if status == "failed":
+            failed.append(f"{chunk_id}: {state.get('error')}")
+    merge = _load(merge_report)
+    gates = _load(gates_report)
+    return {
+        "run_id": plan.run_id,
+        "chunks": len(plan.chunk_ids()),
+        "checkpoints": states,
+        "chunks_committed": merge.get("chunks_committed"),
+        "chunks_skipped": merge.get("chunks_skipped"),
+        "chunks_failed": len(failed),
+        "rows_inserted": merge.get("rows_inserted"),
+        "gates_passed": gates.get("passed"),
+        "wall_seconds": round(seconds, 2),
+        "failed": failed,
+    }
+
+
+def print_summary(
+    plan: Plan, merge_report: str, gates_report: str, seconds: float, ok: bool
+) -> None:
+    s = collect(plan, merge_report, gates_report, seconds)
+    lines = [
+        f"dbn-backfill summary ({'OK' if ok else 'FAILED'}), run {s['run_id']}:",
+        f"  chunks: {s['chunks']} in plan; committed {s['chunks_committed']}, "
+        f"skipped (already committed) {s['chunks_skipped']}, failed {s['chunks_failed']}; "
+        f"checkpoints {s['checkpoints']}",
+        f"  rows inserted: {s['rows_inserted']}; gates passed: {s['gates_passed']}; "
+        f"wall time {s['wall_seconds']} s",
+    ]
+    lines += [f"  failed {f}" for f in s["failed"]]
+    if not ok:
+        lines.append(
+            "  see the log of the failed job above; fix the cause and rerun the same command"
+        )
+    print("\n".join(lines), file=sys.stderr)
+
+
+class _DaemonTimer(threading.Timer):
+    """A ``threading.Timer`` the interpreter does not wait for at exit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
+def daemonize_scheduler_timers() -> None:
+    """Stop Snakemake's job-rate-limit timers from delaying exit by a second.
+
+    Snakemake 9's scheduler starts a 1 s ``threading.Timer`` whenever its rate limit
+    is reached; the last one outlives the run and the interpreter waits for it
+    (measured: 1.3 s after "Elapsed time" on every run). Those timers only wake the
+    scheduler, so they are made daemon threads in the main Snakemake process.
+    """
+    import snakemake.scheduling.job_scheduler as job_scheduler
+
+    job_scheduler.threading.Timer = _DaemonTimer  # type: ignore[misc]
+
+
+def _load(path: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,1 @@
+"""Realistic sample data (not on the runtime path): a DBN encoder and the MGC generator."""

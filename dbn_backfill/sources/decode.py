@@ -1,0 +1,270 @@
+"""Stream DBN records into a columnar intermediate (the ``decode_sources`` rule).
+
+A decode group (the files whose header starts in one UTC quarter) becomes one
+parquet of the root's outright bars, each with its raw symbol and trade date,
+plus a JSON summary of every file (size, sha256, what was kept or ignored).
+Records are read in fixed-size blocks; nothing holds a whole history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from databento.common.symbology import InstrumentMap
+
+from dbn_backfill.chunks.contracts import outright_pattern
+from dbn_backfill.errors import SourceError
+from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.sources.dbn_files import UNDEF_TIMESTAMP, DbnReader, check_header, read_header
+from dbn_backfill.tradedate import NS_PER_DAY, Calendar
+
+log = logging.getLogger(__name__)
+
+RTYPE_OHLCV_1M = 33
+
+DECODED_SCHEMA = pa.schema(
+    [
+        ("source", pa.dictionary(pa.int32(), pa.string())),
+        ("instrument_id", pa.uint32()),
+        ("ts_event", pa.int64()),
+        ("open", pa.int64()),
+        ("high", pa.int64()),
+        ("low", pa.int64()),
+        ("close", pa.int64()),
+        ("volume", pa.uint64()),
+        ("raw_symbol", pa.dictionary(pa.int32(), pa.string())),
+        ("trade_date", pa.date32()),
+    ]
+)
+
+
+@dataclass
+class FileSummary:
+    """What decoding one file found; goes to the lineage (path, size, sha256)."""
+
+    path: str
+    size: int
+    sha256: str
+    version: int
+    records: int = 0
+    outright: int = 0
+    spread: int = 0
+    other: int = 0
+    unresolved: int = 0
+    first_trade_date: str | None = None
+    last_trade_date: str | None = None
+
+
+@dataclass
+class GroupSummary:
+    group: str
+    files: list[FileSummary] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group": self.group, "files": [asdict(f) for f in self.files]}
+
+
+def decode_group(
+    paths: list[Path],
+    group: str,
+    out_parquet: Path,
+    out_summary: Path,
+    *,
+    symbol: str,
+    dataset: str,
+    calendar: Calendar,
+) -> GroupSummary:
+    """Decode every file of a group into ``out_parquet`` and ``out_summary``.
+
+    Keeps the outright records of root ``symbol`` (and records whose instrument has
+    no mapping, flagged by a null ``raw_symbol``: whether that is an error depends
+    on the run's date range, checked when chunks are built), with their trade date.
+
+    Raises:
+        SourceError: a file is not DBN, truncated, of another schema, dataset or
+            stype_out, holds a record of another rtype, or a kept record lies outside
+            the time range its header declares.
+    """
+    summary = GroupSummary(group=group)
+    pattern = outright_pattern(symbol)
+    out_parquet.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_parquet.with_suffix(".parquet.tmp")
+    with pq.ParquetWriter(
+        tmp,
+        DECODED_SCHEMA,
+        compression="lz4",
+        use_dictionary=["source", "raw_symbol"],
+        write_statistics=["trade_date"],
+    ) as writer:
+        for path in paths:
+            summary.files.append(
+                _decode_file(Path(path), writer, pattern, symbol, dataset, calendar)
+            )
+    tmp.replace(out_parquet)
+    out_summary.write_text(json.dumps(summary.to_json(), indent=1))
+    return summary
+
+
+def _decode_file(
+    path: Path,
+    writer: pq.ParquetWriter,
+    pattern: Any,
+    symbol: str,
+    dataset: str,
+    calendar: Calendar,
+) -> FileSummary:
+    check_header(read_header(path), dataset)
+    with DbnReader(path) as reader:
+        metadata = reader.metadata()
+        imap = InstrumentMap()
+        imap.insert_metadata(metadata)
+        start_ns = int(metadata.start)
+        end_ns = None if metadata.end in (None, UNDEF_TIMESTAMP) else int(metadata.end)
+        summary = FileSummary(path=str(path), size=reader.size, sha256="", version=reader.version)
+        first_td: np.datetime64 | None = None
+        last_td: np.datetime64 | None = None
+        for offset, block in reader.blocks():
+            kept, counts = _keep_root_records(path, offset, block, imap, pattern)
+            summary.records += len(block)
+            summary.outright += counts["outright"]
+            summary.spread += counts["spread"]
+            summary.other += counts["other"]
+            summary.unresolved += counts["unresolved"]
+            if kept is None:
+                continue
+            records, symbols = kept
+            _check_declared_range(path, records, start_ns, end_ns)
+            try:
+                trade_dates = calendar.trade_dates(records["ts_event"].astype("int64"))
+            except ValueError as exc:
+                raise SourceError(f"{path}: {exc}") from exc
+            lo, hi = trade_dates.min(), trade_dates.max()
+            first_td = lo if first_td is None else min(first_td, lo)
+            last_td = hi if last_td is None else max(last_td, hi)
+            writer.write_table(_to_table(str(path), records, symbols, trade_dates))
+            kill_point("decode")
+        summary.sha256 = reader.sha256
+    summary.first_trade_date = None if first_td is None else str(first_td)
+    summary.last_trade_date = None if last_td is None else str(last_td)
+    log.info(
+        "%s: %d records (DBN v%d): %d outrights of %s kept, %d unresolved kept, "
+        "%d spreads and %d other instruments ignored; trade dates %s..%s",
+        path,
+        summary.records,
+        summary.version,
+        summary.outright,
+        symbol,
+        summary.unresolved,
+        summary.spread,
+        summary.other,
+        summary.first_trade_date,
+        summary.last_trade_date,
+    )
+    return summary
+
+
+def _keep_root_records(
+    path: Path, offset: int, block: np.ndarray, imap: InstrumentMap, pattern: Any
+) -> tuple[tuple[np.ndarray, pa.DictionaryArray] | None, dict[str, int]]:
+    rtype = block["rtype"]
+    bad = np.flatnonzero(rtype != RTYPE_OHLCV_1M)
+    if len(bad):
+        i = int(bad[0])
+        raise SourceError(
+            f"{path}: record {offset + i} has rtype {int(rtype[i])}, expected "
+            f"{RTYPE_OHLCV_1M} (OHLCV_1M); {len(bad)} such records in this block"
+        )
+    codes, uniq_symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
+    kinds = ("outright", "spread", "other", "unresolved")
+    kind = np.empty(len(uniq_symbols), dtype="int8")
+    for i, sym in enumerate(uniq_symbols):
+        if sym is None:
+            kind[i] = 3
+        elif pattern.match(sym):
+            kind[i] = 0
+        elif "-" in sym:
+            kind[i] = 1
+        else:
+            kind[i] = 2
+    row_kind = kind[codes]
+    tally = np.bincount(row_kind, minlength=4)
+    counts = {name: int(tally[i]) for i, name in enumerate(kinds)}
+    keep = (row_kind == 0) | (row_kind == 3)
+    if not keep.any():
+        return None, counts
+    kept_codes = codes[keep]
+    symbols = pa.DictionaryArray.from_arrays(
+        # unresolved: a null index (a null symbol), never a null inside the dictionary
+        pa.array(kept_codes.astype("int32"), mask=kind[kept_codes] == 3),
+        pa.array([s if s is not None else "" for s in uniq_symbols], pa.string()),
+    )
+    return (block[keep], symbols), counts
+
+
+def resolve_codes(
+    imap: InstrumentMap, instrument_id: np.ndarray, ts_event: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw symbols of records through the file's mappings, on the UTC date of ``ts_event``.
+
+    Resolves each distinct (instrument, UTC date) pair once with
+    ``InstrumentMap.resolve_many``.
+
+    Returns:
+        ``(codes, symbols)``: record ``i`` has symbol ``symbols[codes[i]]`` (None when
+        the instrument has no mapping on that date).
+    """
+    ids = np.asarray(instrument_id).astype("uint64")
+    days = np.asarray(ts_event).astype("int64") // NS_PER_DAY
+    keys = (ids << np.uint64(32)) | days.astype("uint64")
+    codes, uniques = pd.factorize(keys)
+    uniq_ids = (uniques >> np.uint64(32)).astype("uint64")
+    uniq_days = (uniques & np.uint64(0xFFFFFFFF)).astype("int64").astype("datetime64[D]")
+    return codes, imap.resolve_many(uniq_ids, uniq_days)
+
+
+def _check_declared_range(
+    path: Path, records: np.ndarray, start_ns: int, end_ns: int | None
+) -> None:
+    ts = records["ts_event"].astype("int64")
+    outside = ts < start_ns
+    if end_ns is not None:
+        outside |= ts >= end_ns
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise SourceError(
+            f"{path}: record instrument_id={int(records['instrument_id'][i])} "
+            f"ts_event={int(ts[i])} ({pd.Timestamp(int(ts[i]), tz='UTC')}) lies outside "
+            f"the file's declared range [{start_ns}, {end_ns}): the header cannot be trusted"
+        )
+
+
+def _to_table(
+    path: str, records: np.ndarray, symbols: pa.DictionaryArray, trade_dates: np.ndarray
+) -> pa.Table:
+    n = len(records)
+    source = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype="int32")), pa.array([path], pa.string())
+    )
+    return pa.Table.from_arrays(
+        [
+            source,
+            pa.array(records["instrument_id"].astype("uint32")),
+            pa.array(records["ts_event"].astype("int64")),
+            pa.array(records["open"].astype("int64")),
+            pa.array(records["high"].astype("int64")),
+            pa.array(records["low"].astype("int64")),
+            pa.array(records["close"].astype("int64")),
+            pa.array(records["volume"].astype("uint64")),
+            symbols,
+            pa.array(trade_dates.astype("datetime64[D]"), pa.date32()),
+        ],
+        schema=DECODED_SCHEMA,
+    )

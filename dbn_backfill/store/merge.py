@@ -1,0 +1,375 @@
+"""The single writer (the ``merge_chunks`` rule): commit chunks into DuckDB.
+
+Before anything is written: the table shape (section 6) and completeness
+(section 5) are checked over every chunk of the run. Then, per chunk in date
+order and in one transaction: delete the symbol's rows of the chunk's trade-date
+range (a ``ts_utc`` range, so DuckDB prunes by zone maps), insert the chunk,
+check inserted == expected, write the lineage, commit, mark the checkpoint done.
+A chunk whose content hash is already committed is skipped without writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from dbn_backfill.store import checkpoints
+from dbn_backfill.store.database import connect, ensure_tables, first_row
+from dbn_backfill.errors import BackfillError, CompletenessError
+from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.store.schema import SELECTION_SCHEMA
+from dbn_backfill.tradedate import Calendar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkInput:
+    """A built chunk as the merge sees it."""
+
+    chunk_id: str
+    first: dt.date
+    last: dt.date
+    bars: Path
+    selection: Path
+    manifest: dict[str, Any]
+
+
+@dataclass
+class MergeReport:
+    run_id: str
+    committed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    rows_inserted: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "chunks_committed": len(self.committed),
+            "chunks_skipped": len(self.skipped),
+            "chunks_failed": len(self.failed),
+            "rows_inserted": self.rows_inserted,
+            "seconds": round(self.seconds, 3),
+            "committed": self.committed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+def load_chunks(
+    manifests: list[Path], selections: list[Path], chunk_files: dict[str, Path]
+) -> list[ChunkInput]:
+    """Chunks of every batch manifest, in date order.
+
+    Args:
+        manifests: batch manifests; selections: the batches' selection parquets (same order).
+        chunk_files: chunk id -> its bars parquet.
+
+    Raises:
+        KeyError: a manifest names a chunk with no parquet.
+    """
+    out = []
+    for manifest_path, selection in zip(manifests, selections, strict=True):
+        for entry in json.loads(Path(manifest_path).read_text())["chunks"]:
+            out.append(
+                ChunkInput(
+                    chunk_id=entry["chunk_id"],
+                    first=dt.date.fromisoformat(entry["chunk_start"]),
+                    last=dt.date.fromisoformat(entry["chunk_end"]),
+                    bars=chunk_files[entry["chunk_id"]],
+                    selection=Path(selection),
+                    manifest=entry,
+                )
+            )
+    return sorted(out, key=lambda c: c.first)
+
+
+def missing_days(
+    chunks: list[ChunkInput],
+    calendar: Calendar,
+    start: dt.date,
+    end: dt.date,
+    expected_gaps: tuple[dt.date, ...],
+) -> list[dt.date]:
+    """Business days of ``[start, end]`` with no outright bar, less ``expected_gaps``."""
+    present = {d for c in chunks for d in c.manifest["days_present"]}
+    gaps = set(expected_gaps)
+    days = [dt.date.fromisoformat(str(d)) for d in calendar.business_days(start, end)]
+    return [d for d in days if str(d) not in present and d not in gaps]
+
+
+def merge(
+    *,
+    db: Path,
+    symbol: str,
+    chunks: list[ChunkInput],
+    calendar: Calendar,
+    start: dt.date,
+    end: dt.date,
+    expected_gaps: tuple[dt.date, ...],
+    checkpoint_dir: Path,
+    sources: dict[str, dict[str, Any]],
+    run_id: str,
+) -> MergeReport:
+    """Commit every chunk; see the module docstring.
+
+    Raises:
+        SchemaMismatchError: ``bars_1m`` has another shape or ``db`` is not DuckDB.
+        CompletenessError: a business day has no bars (nothing written).
+        BackfillError: chunks failed (valid ones are committed), or a database
+            error (that chunk rolled back, checkpoint failed, stop).
+    """
+    started = time.monotonic()
+    report = MergeReport(run_id=run_id)
+    con = connect(db)
+    # fewer WAL checkpoints while committing hundreds of small transactions
+    con.execute("SET checkpoint_threshold = '1GB'").fetchall()
+    try:
+        ensure_tables(con, db)
+        missing = missing_days(chunks, calendar, start, end, expected_gaps)
+        if missing:
+            shown = ", ".join(str(d) for d in missing[:20])
+            more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            raise CompletenessError(
+                f"{len(missing)} CME business days in [{start}, {end}] have no outright "
+                f"{symbol} bars (contract section 5): {shown}{more}. An incomplete download? "
+                "If a day is truly empty, list it in expected_gaps. Nothing was written."
+            )
+        for chunk in chunks:
+            if checkpoints.read(checkpoint_dir, chunk.chunk_id) is None:
+                checkpoints.write(checkpoint_dir, chunk.chunk_id, _pending(chunk, symbol))
+        committed = _committed_hashes(con, symbol)
+        for chunk in chunks:
+            _merge_one(
+                con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
+            )
+    finally:
+        con.close()
+        report.seconds = time.monotonic() - started
+    if report.failed:
+        details = []
+        for chunk in chunks:
+            if chunk.chunk_id in report.failed:
+                details.append(f"{chunk.chunk_id}: {chunk.manifest.get('error')}")
+        raise BackfillError(
+            f"{len(report.failed)} chunks failed and were not committed "
+            f"({len(report.committed)} valid chunks committed, {len(report.skipped)} already "
+            "committed): " + " | ".join(details)
+        )
+    return report
+
+
+def _pending(chunk: ChunkInput, symbol: str) -> dict[str, Any]:
+    return {
+        "chunk_id": chunk.chunk_id,
+        "symbol": symbol,
+        "chunk_start": str(chunk.first),
+        "chunk_end": str(chunk.last),
+        "status": "pending",
+        "rows_written": 0,
+        "started_at": None,
+        "finished_at": None,
+        "source": chunk.manifest.get("sources", []),
+        "error": None,
+    }
+
+
+def _committed_hashes(
+    con: duckdb.DuckDBPyConnection, symbol: str
+) -> dict[str, tuple[str, Any, int]]:
+    rows = con.execute(
+        "SELECT chunk_id, content_hash, committed_at, rows FROM bars_1m_chunks WHERE symbol = ?",
+        [symbol],
+    ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _merge_one(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    symbol: str,
+    calendar: Calendar,
+    checkpoint_dir: Path,
+    sources: dict[str, dict[str, Any]],
+    run_id: str,
+    committed: dict[str, tuple[str, Any, int]],
+    report: MergeReport,
+) -> None:
+    entry = chunk.manifest
+    state = checkpoints.read(checkpoint_dir, chunk.chunk_id) or _pending(chunk, symbol)
+    if entry["status"] != "ok":
+        report.failed.append(chunk.chunk_id)
+        state.update(
+            status="failed",
+            error=entry.get("error"),
+            finished_at=checkpoints.now(),
+            last_ts_event=entry.get("last_ts_event"),
+            source=entry.get("sources", []),
+        )
+        checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+        log.error("chunk %s failed, not committed: %s", chunk.chunk_id, entry.get("error"))
+        return
+    previous = committed.get(chunk.chunk_id)
+    if previous is not None and previous[0] == entry["content_hash"]:
+        report.skipped.append(chunk.chunk_id)
+        if state.get("status") != "done":
+            # killed between commit and checkpoint: the database says it is done
+            state.update(
+                status="done",
+                rows_written=previous[2],
+                error=None,
+                finished_at=previous[1].isoformat(),
+            )
+            state.setdefault("started_at", state.get("finished_at"))
+            checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+        return
+    state.update(
+        status="in_progress",
+        started_at=checkpoints.now(),
+        finished_at=None,
+        error=None,
+        source=entry.get("sources", []),
+        rows_written=0,
+    )
+    checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+    lo, hi = calendar.session_bounds_utc(chunk.first, chunk.last)
+    expected = int(entry["rows"])
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
+            [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
+        )
+        inserted = _count(
+            con.execute("INSERT INTO bars_1m SELECT * FROM read_parquet(?)", [str(chunk.bars)])
+        )
+        in_range = _count(
+            con.execute(
+                "SELECT count(*) FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
+                [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
+            )
+        )
+        if inserted != expected or in_range != expected:
+            raise BackfillError(
+                f"chunk {chunk.chunk_id}: inserted {inserted} rows and the range holds "
+                f"{in_range}, expected {expected}"
+            )
+        committed_at = dt.datetime.now(dt.UTC)
+        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at)
+        if report.committed:
+            kill_point("merge_in_transaction")
+        con.execute("COMMIT")
+    except Exception as exc:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        state.update(
+            status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=checkpoints.now()
+        )
+        checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+        log.exception("chunk %s rolled back", chunk.chunk_id)
+        raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}") from exc
+    if report.committed:
+        kill_point("merge_after_commit")
+    state.update(
+        status="done",
+        rows_written=expected,
+        finished_at=committed_at.isoformat(),
+        content_hash=entry["content_hash"],
+        run_id=run_id,
+    )
+    checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+    report.committed.append(chunk.chunk_id)
+    report.rows_inserted += expected
+    log.info(
+        "chunk %s (%s..%s) committed: %d rows", chunk.chunk_id, chunk.first, chunk.last, expected
+    )
+
+
+_SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
+
+
+def _selection_rows(chunk: ChunkInput) -> list[tuple[Any, ...]]:
+    """The chunk's rows of its batch's selection parquet (each file read once)."""
+    if chunk.selection not in _SELECTIONS:
+        table = pq.read_table(chunk.selection)
+        by_chunk: dict[str, list[tuple[Any, ...]]] = {}
+        for row in zip(
+            *(table.column(name).to_pylist() for name in SELECTION_SCHEMA.names), strict=True
+        ):
+            by_chunk.setdefault(row[-1], []).append(row)
+        _SELECTIONS[chunk.selection] = by_chunk
+    return _SELECTIONS[chunk.selection].get(chunk.chunk_id, [])
+
+
+def _count(result: duckdb.DuckDBPyConnection) -> int:
+    row = first_row(result)
+    return int(row[0]) if row else 0
+
+
+def _write_lineage(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    symbol: str,
+    sources: dict[str, dict[str, Any]],
+    run_id: str,
+    rows: int,
+    committed_at: dt.datetime,
+) -> None:
+    con.execute(
+        "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
+        [symbol, chunk.first, chunk.last],
+    )
+    picks = _selection_rows(chunk)
+    if picks:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(picks))
+        con.execute(
+            f"INSERT INTO bars_1m_trade_dates VALUES {values}",
+            [value for row in picks for value in row],
+        )
+    overlapping = (
+        "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ? AND chunk_start <= ? "
+        "AND chunk_end >= ?"
+    )
+    con.execute(
+        f"DELETE FROM bars_1m_chunk_sources WHERE symbol = ? AND (chunk_id = ? OR chunk_id IN "
+        f"({overlapping}))",
+        [symbol, chunk.chunk_id, symbol, chunk.last, chunk.first],
+    )
+    con.execute(
+        "DELETE FROM bars_1m_chunks WHERE symbol = ? AND (chunk_id = ? OR "
+        "(chunk_start <= ? AND chunk_end >= ?))",
+        [symbol, chunk.chunk_id, chunk.last, chunk.first],
+    )
+    con.execute(
+        "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            symbol,
+            chunk.chunk_id,
+            chunk.first,
+            chunk.last,
+            rows,
+            chunk.manifest["content_hash"],
+            committed_at,
+            run_id,
+        ],
+    )
+    rows_of_sources = []
+    for path in chunk.manifest.get("sources", []):
+        meta = sources.get(path)
+        if meta is None:
+            raise BackfillError(f"chunk {chunk.chunk_id}: no decode summary for source {path}")
+        rows_of_sources += [symbol, chunk.chunk_id, path, int(meta["size"]), meta["sha256"]]
+    if rows_of_sources:
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * (len(rows_of_sources) // 5))
+        con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows_of_sources)

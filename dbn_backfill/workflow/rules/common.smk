@@ -1,0 +1,98 @@
+# Settings, the plan and helpers shared by every rule. Planning reads DBN headers
+# only; no bar is read before a job runs.
+import sys
+import time
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from dbn_backfill.errors import BackfillError
+from dbn_backfill.runtime.summary import daemonize_scheduler_timers, print_summary
+from dbn_backfill.runtime.plan import check_before_run, config_snapshot, make_plan
+
+validate(config, "../schemas/config.schema.yaml")
+
+RUN_STARTED = time.time()
+try:
+    PLAN = make_plan(
+        config,
+        run_id=config.get("run_id"),
+        header_cache=(
+            None
+            if workflow.output_settings.dryrun
+            else Path(".dbn-backfill") / "headers.json"
+        ),
+    )
+    if workflow.is_main_process and not workflow.output_settings.dryrun:
+        check_before_run(PLAN, Path.cwd())
+        daemonize_scheduler_timers()
+except BackfillError as error:
+    raise WorkflowError(f"{type(error).__name__}: {error}") from None
+
+ROOT = PLAN.root
+LOGS = f"logs/{PLAN.cfg.symbol}"
+RUN = f"{ROOT}/runs/{PLAN.run_id}"
+
+
+def calendar_file():
+    return f"{ROOT}/calendar.json"
+
+
+def decoded_files(wildcards):
+    return PLAN.groups[wildcards.group]
+
+
+def group_outputs(batch):
+    return [f"{ROOT}/decoded/{group}.parquet" for group in PLAN.groups_for(batch)]
+
+
+def group_summaries():
+    used = {group for batch in PLAN.batches for group in PLAN.groups_for(batch)}
+    return [f"{ROOT}/decoded/{group}.json" for group in sorted(used)]
+
+
+def chunk_files(batch):
+    return [f"{ROOT}/chunks/{chunk.chunk_id}.parquet" for chunk in batch.chunks]
+
+
+def batch_manifests():
+    return [f"{ROOT}/batches/{b.batch_id}.manifest.json" for b in PLAN.batches]
+
+
+def batch_selections():
+    return [f"{ROOT}/batches/{b.batch_id}.selection.parquet" for b in PLAN.batches]
+
+
+def all_chunk_files():
+    return [path for batch in PLAN.batches for path in chunk_files(batch)]
+
+
+def merge_report():
+    return f"{RUN}/merge.json"
+
+
+def gates_report():
+    return f"{RUN}/gates.json"
+
+
+onstart:
+    print(
+        f"dbn-backfill run {PLAN.run_id}: {PLAN.cfg.symbol} {PLAN.cfg.start}..{PLAN.cfg.end}, "
+        f"{len(PLAN.headers)} DBN files in {len(PLAN.groups)} decode groups, "
+        f"{len(PLAN.chunk_ids())} chunks of {PLAN.cfg.chunk_days} trading days in "
+        f"{len(PLAN.batches)} build jobs, db {PLAN.cfg.db}",
+        file=sys.stderr,
+    )
+    print(f"config snapshot: {config_snapshot(PLAN)}", file=sys.stderr)
+
+
+onsuccess:
+    print_summary(
+        PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=True
+    )
+
+
+onerror:
+    print_summary(
+        PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=False
+    )
