@@ -13,7 +13,6 @@ Snakefile, so a CLI run and a plain Snakemake run are the same run.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import os
 import subprocess
 import sys
@@ -22,20 +21,7 @@ from pathlib import Path
 
 from dbn_backfill.config import parse_date, parse_dates
 from dbn_backfill.errors import ConfigError
-
-
-
-def workflow_dir() -> Path:
-    """The workflow shipped inside the package (Snakefile, rules, scripts, profiles, ...).
-
-    Found through :mod:`importlib.resources`, so it is the same for an editable
-    install, a wheel and a pipx install.
-    """
-    return Path(str(importlib.resources.files("dbn_backfill") / "workflow"))
-
-
-def snakefile() -> Path:
-    return workflow_dir() / "Snakefile"
+from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
 
 
 def resolve_profile(value: str) -> Path:
@@ -47,10 +33,10 @@ def resolve_profile(value: str) -> Path:
     path = Path(value).expanduser()
     if path.is_dir():
         return path.resolve()
-    shipped = workflow_dir() / "profiles" / value
+    shipped = profiles_dir() / value
     if "/" not in value and shipped.is_dir():
         return shipped
-    names = sorted(p.name for p in (workflow_dir() / "profiles").iterdir() if p.is_dir())
+    names = sorted(p.name for p in profiles_dir().iterdir() if p.is_dir())
     raise ConfigError(
         f"--profile {value!r} is neither a directory nor a shipped profile ({', '.join(names)})"
     )
@@ -187,8 +173,27 @@ def run_show(argv: Sequence[str]) -> int:
     return 0
 
 
+def run_paths(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dbn-backfill paths", description="Where the shipped workflow files are."
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--snakefile", action="store_true", help="print the Snakefile only")
+    which.add_argument("--profiles", action="store_true", help="print the profiles folder only")
+    args = parser.parse_args(argv)
+    if args.snakefile:
+        print(snakefile())
+    elif args.profiles:
+        print(profiles_dir())
+    else:
+        print(f"workflow  {workflow_dir()}\nsnakefile {snakefile()}\nprofiles  {profiles_dir()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "paths":
+        return run_paths(argv[1:])
     if argv and argv[0] == "synth":
         return run_synth(argv[1:])
     if argv and argv[0] == "show":

@@ -1,17 +1,25 @@
-"""The run settings, checked at the boundary (before any work starts)."""
+"""The run settings, checked at the boundary (before any work starts).
+
+Every key, its type and its default is declared once, in the workflow's config
+schema (``workflow/schemas/config.schema.yaml``); Snakemake validates the config
+against it at parse time, and :func:`from_mapping` turns the result into the
+typed :class:`BackfillConfig` every step receives.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dbn_backfill.errors import ConfigError
+import yaml
 
-REQUIRED = ("dbn", "db", "symbol", "start", "end", "chunk_days", "checkpoint")
+from dbn_backfill.errors import ConfigError
+from dbn_backfill.paths import config_schema
 
 
 @dataclass(frozen=True)
@@ -28,15 +36,31 @@ class BackfillConfig:
     end: dt.date
     chunk_days: int
     checkpoint: Path
-    dataset: str = "GLBX.MDP3"
-    calendar: str = "CME_TradeDate"
-    session_tz: str = "America/Chicago"
-    session_roll: str = "17:00"
-    expected_gaps: tuple[dt.date, ...] = ()
-    retry_failed: bool = False
-    spot_check_days: int = 5
-    chunks_per_job: int = 100
-    extra: dict[str, Any] = field(default_factory=dict)
+    dataset: str
+    calendar: str
+    session_tz: str
+    session_roll: str
+    expected_gaps: tuple[dt.date, ...]
+    retry_failed: bool
+    spot_check_days: int
+    chunks_per_job: int
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return dict(yaml.safe_load(config_schema().read_text()))
+
+
+def schema_defaults() -> dict[str, Any]:
+    """``key -> default`` of every config key that has one, read from the config schema."""
+    return {
+        key: spec["default"] for key, spec in _schema()["properties"].items() if "default" in spec
+    }
+
+
+def required_keys() -> tuple[str, ...]:
+    """The keys the config schema requires."""
+    return tuple(_schema()["required"])
 
 
 def parse_date(value: object, key: str) -> dt.date:
@@ -100,10 +124,14 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
     Raises:
         ConfigError: a required key is missing, or a value is malformed or contradictory.
     """
-    missing = [k for k in REQUIRED if config.get(k) in (None, "")]
+    missing = [k for k in required_keys() if config.get(k) in (None, "")]
     if missing:
         raise ConfigError("missing required config: " + ", ".join(missing))
     root = Path(base) if base is not None else Path.cwd()
+    defaults = schema_defaults()
+
+    def value(key: str) -> Any:
+        return config[key] if config.get(key) is not None else defaults[key]
 
     def path(key: str) -> Path:
         return (root / os.path.expanduser(str(config[key]))).resolve()
@@ -115,7 +143,7 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
     symbol = str(config["symbol"]).strip()
     if not symbol.isalnum() or not symbol.isupper():
         raise ConfigError(f"config symbol={symbol!r} must be an upper-case root like MGC")
-    spot = int(str(config.get("spot_check_days", 5)))
+    spot = int(str(value("spot_check_days")))
     if spot < 0:
         raise ConfigError(f"config spot_check_days={spot} must be >= 0")
     return BackfillConfig(
@@ -126,14 +154,14 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
         end=end,
         chunk_days=parse_positive_int(config["chunk_days"], "chunk_days"),
         checkpoint=path("checkpoint"),
-        dataset=str(config.get("dataset", "GLBX.MDP3")),
-        calendar=str(config.get("calendar", "CME_TradeDate")),
-        session_tz=str(config.get("session_tz", "America/Chicago")),
-        session_roll=str(config.get("session_roll", "17:00")),
-        expected_gaps=parse_dates(config.get("expected_gaps"), "expected_gaps"),
-        retry_failed=parse_bool(config.get("retry_failed", False), "retry_failed"),
+        dataset=str(value("dataset")),
+        calendar=str(value("calendar")),
+        session_tz=str(value("session_tz")),
+        session_roll=str(value("session_roll")),
+        expected_gaps=parse_dates(value("expected_gaps"), "expected_gaps"),
+        retry_failed=parse_bool(value("retry_failed"), "retry_failed"),
         spot_check_days=spot,
-        chunks_per_job=parse_positive_int(config.get("chunks_per_job", 100), "chunks_per_job"),
+        chunks_per_job=parse_positive_int(value("chunks_per_job"), "chunks_per_job"),
     )
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
 from dbn_backfill.sampledata.dbnwrite import SymbolInterval, write_ohlcv_dbn
 from dbn_backfill.tradedate import Calendar, build_calendar
-from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT / "tests" / "data" / "databento"
@@ -42,6 +42,8 @@ def fixture_file(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"Databento fixture {path} is missing")
     return path
+
+
 RUN_TIMEOUT = 300
 
 

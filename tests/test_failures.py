@@ -9,7 +9,7 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
-from conftest import fixture_file, Bar, Run, business_days, day_bars, db_hash, write_bars
+from conftest import Bar, Run, business_days, day_bars, db_hash, fixture_file, write_bars
 
 D = dt.date
 START, END = D(2024, 2, 5), D(2024, 2, 16)

@@ -14,10 +14,11 @@ import duckdb
 import pytest
 from conftest import Run, content_hash, db_hash
 
-from dbn_backfill.runtime.faults import KILL_ENV, POINTS
+from dbn_backfill.config import from_mapping
 from dbn_backfill.gates.checks import run_gates
-from dbn_backfill.sources.dbn_files import find_sources, read_header
+from dbn_backfill.runtime.faults import KILL_ENV, POINTS
 from dbn_backfill.sampledata.synth import generate
+from dbn_backfill.sources.dbn_files import find_sources, read_header
 
 D = dt.date
 START, END = D(2024, 1, 2), D(2024, 2, 29)
@@ -120,10 +121,14 @@ def tampered(reference: tuple[Run, str], tmp_path: Path, sql: str) -> Path:
 
 
 def gates_on(db: Path, run: Run, calendar) -> dict[str, str]:
+    cfg = from_mapping({"dbn": run.dbn, "db": db, "symbol": "MGC", "start": START, "end": END,
+                        "chunk_days": 3, "checkpoint": run.checkpoint})  # fmt: skip
     results = run_gates(
-        db=db, symbol="MGC", start=START, end=END, expected_gaps=(), calendar=calendar,
-        headers=[read_header(p) for p in find_sources(run.dbn)], spot_check_days=5, seed="t",
-    )  # fmt: skip
+        cfg=cfg,
+        calendar=calendar,
+        headers=[read_header(p) for p in find_sources(run.dbn)],
+        seed="t",
+    )
     return {r.name: r.detail for r in results if not r.passed}
 
 

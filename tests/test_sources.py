@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import fixture_file, fixture_files
 
-from dbn_backfill.sources.decode import decode_group
 from dbn_backfill.errors import SourceError
 from dbn_backfill.sources.dbn_files import check_header, find_sources, read_header
+from dbn_backfill.sources.decode import decode_group
 
 OHLCV_1M = fixture_files("*ohlcv-1m*")
 WRONG = [p for p in fixture_files("*.dbn*") if "ohlcv-1m" not in p.name]

@@ -9,14 +9,14 @@ import shutil
 import pandas as pd
 import pytest
 from conftest import (
-    fixture_file,
-    fixture_files,
     Bar,
     Run,
     business_days,
     content_hash,
     day_bars,
     db_hash,
+    fixture_file,
+    fixture_files,
     minutes,
     read_table,
     write_bars,
@@ -184,7 +184,7 @@ def test_new_file_rebuilds_only_its_chunks(scenario):
     unchanged = [c for c in before.index if c in after.index and after[c] == before[c]]
     assert len(unchanged) >= len(before) - 1
     assert "chunk_20240122" in " ".join(after.index) or any("20240122" in c for c in after.index)
-    assert "build_chunks_batch" in proc.stderr
+    assert "build_chunks" in proc.stderr and "batch_2024" in proc.stderr
 
 
 def test_real_databento_fixtures_backfill(tmp_path):
@@ -207,7 +207,9 @@ def test_wrong_schema_fixture_refused_before_any_work(tmp_path):
     dbn.mkdir()
     for path in fixture_files("*ohlcv-1m.dbn"):
         shutil.copy(path, dbn / path.name)
-    shutil.copy(fixture_file("databento-python.GLBX.MDP3.test_data.trades.dbn.zst"), dbn / "t.dbn.zst")
+    shutil.copy(
+        fixture_file("databento-python.GLBX.MDP3.test_data.trades.dbn.zst"), dbn / "t.dbn.zst"
+    )
     run = Run(tmp_path, dbn, "ES", D(2020, 12, 28), D(2020, 12, 28))
     proc = run.run(check=False)
     assert "t.dbn.zst: schema is 'trades', expected 'ohlcv-1m'" in proc.stderr
@@ -224,7 +226,7 @@ def test_dry_run_prints_every_chunk_and_reads_nothing(scenario):
 
     chunks = [c for b in plan_chunks(calendar_once(), START, END, 3, 20) for c in b.chunks]
     for chunk in chunks:
-        assert f"{chunk.chunk_id}.parquet" in out
+        assert f"{chunk.chunk_id}  {chunk.first}..{chunk.last}" in out
     assert not run.db.exists() and not run.checkpoint.exists()
     assert not (run.workdir / "results" / "MGC" / "decoded").exists()
 

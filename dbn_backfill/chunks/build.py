@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dbn_backfill.artifacts import BatchManifest, ChunkResult
 from dbn_backfill.chunks.contracts import select_front
-from dbn_backfill.runtime.faults import kill_point
 from dbn_backfill.chunks.grid import Chunk
 from dbn_backfill.chunks.rows import VALUE_COLUMNS, dedupe, describe, invalid_mask, to_price
+from dbn_backfill.runtime.faults import kill_point
 from dbn_backfill.store.schema import ARROW_SCHEMA, SELECTION_SCHEMA, bars_schema
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ChunkResult:
-    """What the merge needs to know about a built chunk."""
-
-    chunk_id: str
-    chunk_start: str
-    chunk_end: str
-    status: str  # "ok" | "failed"
-    rows: int
-    content_hash: str
-    days_present: list[str]
-    sources: list[str]
-    error: str | None = None
-    last_ts_event: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def read_decoded(paths: list[Path], first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -193,21 +173,24 @@ def content_hash(bars: pd.DataFrame, selection: pd.DataFrame) -> str:
 
 def build_batch(
     decoded: list[Path],
+    batch_id: str,
     chunks: list[Chunk],
-    chunk_outputs: list[Path],
+    bars_output: Path,
     selection_output: Path,
     manifest_output: Path,
     symbol: str,
-) -> list[ChunkResult]:
-    """Build every chunk of a batch, writing each chunk's parquet, the batch's
-    selection parquet and its manifest (what the merge reads).
+) -> BatchManifest:
+    """Build every chunk of a batch and write what the merge reads: the bars parquet
+    (one row group per chunk with rows, in chunk order), the batch's selection
+    parquet and its manifest (:class:`~dbn_backfill.artifacts.BatchManifest`).
 
     Checks and selection run once over the whole batch (vectorized); results are
-    then cut per chunk. A chunk breaking a rule does not stop its siblings: it is
-    written empty and reported ``failed`` with the message.
+    then cut per chunk. A chunk breaking a rule does not stop its siblings: it
+    gets no rows and is reported ``failed`` with the message.
+
+    Raises:
+        pandera.errors.SchemaError: the bars break the table schema (a bug, never data).
     """
-    if len(chunks) != len(chunk_outputs):
-        raise ValueError("one output path per chunk is required")
     frame = read_decoded(decoded, chunks[0].first, chunks[-1].last)
     firsts = np.array([np.datetime64(c.first, "D") for c in chunks])
     frame["chunk"] = np.searchsorted(firsts, frame["trade_date"].to_numpy(), side="right") - 1
@@ -220,11 +203,15 @@ def build_batch(
     sel_chunk = np.searchsorted(firsts, selection["trade_date"].to_numpy(), side="right") - 1
     selection["chunk_id"] = [chunks[int(c)].chunk_id for c in sel_chunk]
 
-    results: list[ChunkResult] = []
+    manifest = BatchManifest(batch_id=batch_id)
+    bars_output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = bars_output.with_name(f".{bars_output.name}.tmp")
+    writer = pq.ParquetWriter(tmp, ARROW_SCHEMA, compression="zstd")
+    row_groups = 0
     resolved_days = frame[frame["raw_symbol"].notna()].groupby("chunk")["trade_date"].unique()
     sources = frame.groupby("chunk")["source"].unique()
     bar_pos = bars["chunk"].to_numpy()
-    for i, (chunk, out) in enumerate(zip(chunks, chunk_outputs, strict=True)):
+    for i, chunk in enumerate(chunks):
         days = sorted(str(pd.Timestamp(d).date()) for d in resolved_days.get(i, []))
         files = sorted(str(f) for f in sources.get(i, []))
         base: dict[str, Any] = {
@@ -236,8 +223,7 @@ def build_batch(
         }
         if i in errors:
             log.error("chunk %s failed: %s", chunk.chunk_id, errors[i])
-            _write_bars(out, ARROW_SCHEMA.empty_table())
-            results.append(
+            manifest.chunks.append(
                 ChunkResult(
                     **base,
                     status="failed",
@@ -250,24 +236,32 @@ def build_batch(
             continue
         part = bars[bar_pos == i].drop(columns="chunk").reset_index(drop=True)
         picks = selection[selection["chunk_id"] == chunk.chunk_id].drop(columns="chunk_id")
-        _write_bars(out, pa.Table.from_pandas(part, schema=ARROW_SCHEMA, preserve_index=False))
+        row_group = None
+        if len(part):
+            writer.write_table(
+                pa.Table.from_pandas(part, schema=ARROW_SCHEMA, preserve_index=False)
+            )
+            row_group, row_groups = row_groups, row_groups + 1
         kill_point("build")
-        results.append(
-            ChunkResult(**base, status="ok", rows=len(part), content_hash=content_hash(part, picks))
+        manifest.chunks.append(
+            ChunkResult(
+                **base,
+                status="ok",
+                rows=len(part),
+                content_hash=content_hash(part, picks),
+                row_group=row_group,
+            )
         )
         front = ", ".join(
             f"{pd.Timestamp(d).date()}={s}"
             for d, s in zip(picks["trade_date"], picks["source_symbol"], strict=True)
         )
         log.info("chunk %s: %d bars; front per day: %s", chunk.chunk_id, len(part), front or "none")
+    writer.close()
+    tmp.replace(bars_output)
     _write_selection(selection_output, [selection])
-    manifest_output.write_text(json.dumps({"chunks": [r.to_json() for r in results]}, indent=1))
-    return results
-
-
-def _write_bars(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd")
+    manifest.write(manifest_output)
+    return manifest
 
 
 def _write_selection(path: Path, frames: list[pd.DataFrame]) -> None:

@@ -9,35 +9,23 @@ straight from the DBN files, through a decoder path independent of the chunks.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import random
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from dbn_backfill.store.database import connect, first_row, table_exists
+from dbn_backfill.artifacts import GateResult
+from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import GateError
 from dbn_backfill.runtime.faults import kill_point
-from dbn_backfill.store.schema import TABLE
 from dbn_backfill.sources.dbn_files import SourceHeader
+from dbn_backfill.store.database import connect, first_row, table_exists
+from dbn_backfill.store.schema import TABLE
 from dbn_backfill.tradedate import Calendar
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GateResult:
-    name: str
-    passed: bool
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
 
 
 def _calendar_table(con: duckdb.DuckDBPyConnection, calendar: Calendar) -> None:
@@ -66,17 +54,25 @@ def trade_date_sql(calendar: Calendar) -> str:
 
 def run_gates(
     *,
-    db: Path,
-    symbol: str,
-    start: dt.date,
-    end: dt.date,
-    expected_gaps: tuple[dt.date, ...],
+    cfg: BackfillConfig,
     calendar: Calendar,
     headers: list[SourceHeader],
-    spot_check_days: int,
     seed: str,
 ) -> list[GateResult]:
-    """Run every gate; returns the results (the caller fails the run on any failure)."""
+    """Run every gate on ``cfg.db`` (read-only) for the run's symbol and range.
+
+    Args:
+        cfg: the run's settings; headers: the run's DBN sources (for the spot-check);
+        seed: seeds the choice of spot-checked trade dates (the run id).
+
+    Returns:
+        one result per gate; the caller fails the run on any failure.
+
+    Raises:
+        SchemaMismatchError: the database cannot be opened.
+    """
+    db, symbol, start, end = cfg.db, cfg.symbol, cfg.start, cfg.end
+    expected_gaps, spot_check_days = cfg.expected_gaps, cfg.spot_check_days
     kill_point("gates")
     con = connect(db, read_only=True)
     try:
@@ -251,9 +247,9 @@ def recount_from_dbn(
     """Distinct bars of ``wanted[day]`` (a raw symbol) per trade date, read from DBN files."""
     from databento.common.symbology import InstrumentMap
 
-    from dbn_backfill.sources.decode import resolve_codes
     from dbn_backfill.chunks.grid import header_trade_span, overlaps
     from dbn_backfill.sources.dbn_files import DbnReader
+    from dbn_backfill.sources.decode import resolve_codes
 
     days = sorted(wanted)
     targets = sorted(set(wanted.values()))
@@ -305,14 +301,12 @@ def recount_from_dbn(
     return {d: len(s) for d, s in stamps.items()}
 
 
-def write_report(path: Path, results: list[GateResult], context: dict[str, Any]) -> None:
-    payload = {
-        **context,
-        "passed": all(r.passed for r in results),
-        "gates": [r.to_json() for r in results],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, default=str))
+def log_results(results: list[GateResult]) -> None:
+    """One log line per gate: its name, PASS or FAIL, and what it found."""
+    for result in results:
+        log.info(
+            "gate %-45s %s: %s", result.name, "PASS" if result.passed else "FAIL", result.detail
+        )
 
 
 def raise_on_failure(results: list[GateResult]) -> None:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dbn_backfill.store import checkpoints
-from dbn_backfill.runtime import lock
+from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_chunks
 from dbn_backfill.config import BackfillConfig, check_writable, from_mapping
 from dbn_backfill.errors import CheckpointError
-from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_chunks
+from dbn_backfill.runtime import lock
 from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources, read_header
+from dbn_backfill.store import checkpoints
 from dbn_backfill.tradedate import Calendar, build_calendar
 
 #: Fixed span of the business-day calendar: the chunk grid is anchored at its first day.
@@ -46,6 +46,17 @@ class Plan:
         return sorted(
             g for g, span in self.group_spans.items() if overlaps(span, batch.first, batch.last)
         )
+
+    def batch(self, batch_id: str) -> Batch:
+        """The batch named ``batch_id`` (a ``build_chunks`` wildcard).
+
+        Raises:
+            KeyError: no batch of this plan has that name.
+        """
+        for batch in self.batches:
+            if batch.batch_id == batch_id:
+                return batch
+        raise KeyError(f"no batch {batch_id} in the plan")
 
     def chunk_ids(self) -> list[str]:
         return [c.chunk_id for b in self.batches for c in b.chunks]
@@ -129,6 +140,18 @@ def read_headers(paths: list[Path], cache: Path | None) -> tuple[SourceHeader, .
 def config_snapshot(plan: Plan) -> dict[str, str]:
     """The run's effective settings, as logged at start."""
     return {key: str(value) for key, value in vars(plan.cfg).items() if key != "extra"}
+
+
+def describe_chunks(plan: Plan) -> str:
+    """The plan's chunks, one line per chunk with its build job, for ``snakemake -n``."""
+    lines = [
+        f"plan: {len(plan.chunk_ids())} chunks of {plan.cfg.chunk_days} trading days in "
+        f"{len(plan.batches)} build_chunks jobs"
+    ]
+    for batch in plan.batches:
+        for chunk in batch.chunks:
+            lines.append(f"  {chunk.chunk_id}  {chunk.first}..{chunk.last}  in {batch.batch_id}")
+    return "\n".join(lines)
 
 
 def default_run_id() -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from dbn_backfill.artifacts import GatesReport, MergeReport
 from dbn_backfill.store import checkpoints
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from dbn_backfill.runtime.plan import Plan
@@ -18,22 +21,22 @@ def collect(plan: Plan, merge_report: str, gates_report: str, seconds: float) ->
     states: dict[str, int] = {}
     failed: list[str] = []
     for chunk_id in plan.chunk_ids():
-        state = checkpoints.read(plan.cfg.checkpoint, chunk_id) or {"status": "pending"}
-        status = str(state.get("status"))
+        state = checkpoints.read(plan.cfg.checkpoint, chunk_id)
+        status = state.status if state else "pending"
         states[status] = states.get(status, 0) + 1
         if status == "failed":
-            failed.append(f"{chunk_id}: {state.get('error')}")
-    merge = _load(merge_report)
-    gates = _load(gates_report)
+            failed.append(f"{chunk_id}: {state.error if state else None}")
+    merge = _load(MergeReport.read, merge_report)
+    gates = _load(GatesReport.read, gates_report)
     return {
         "run_id": plan.run_id,
         "chunks": len(plan.chunk_ids()),
         "checkpoints": states,
-        "chunks_committed": merge.get("chunks_committed"),
-        "chunks_skipped": merge.get("chunks_skipped"),
+        "chunks_committed": len(merge.committed) if merge else None,
+        "chunks_skipped": len(merge.skipped) if merge else None,
         "chunks_failed": len(failed),
-        "rows_inserted": merge.get("rows_inserted"),
-        "gates_passed": gates.get("passed"),
+        "rows_inserted": merge.rows_inserted if merge else None,
+        "gates_passed": gates.passed if gates else None,
         "wall_seconds": round(seconds, 2),
         "failed": failed,
     }
@@ -80,8 +83,9 @@ def daemonize_scheduler_timers() -> None:
     job_scheduler.threading.Timer = _DaemonTimer  # type: ignore[misc]
 
 
-def _load(path: str) -> dict[str, Any]:
+def _load(read: Callable[[Path], T], path: str) -> T | None:
+    """The report at ``path``, or None when the run stopped before writing it."""
     try:
-        return dict(json.loads(Path(path).read_text()))
-    except (OSError, ValueError):
-        return {}
+        return read(Path(path))
+    except (OSError, ValueError, KeyError):
+        return None

@@ -8,9 +8,7 @@ Records are read in fixed-size blocks; nothing holds a whole history.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from databento.common.symbology import InstrumentMap
 
+from dbn_backfill.artifacts import DecodeSummary, FileSummary
 from dbn_backfill.chunks.contracts import outright_pattern
 from dbn_backfill.errors import SourceError
 from dbn_backfill.runtime.faults import kill_point
@@ -46,32 +45,6 @@ DECODED_SCHEMA = pa.schema(
 )
 
 
-@dataclass
-class FileSummary:
-    """What decoding one file found; goes to the lineage (path, size, sha256)."""
-
-    path: str
-    size: int
-    sha256: str
-    version: int
-    records: int = 0
-    outright: int = 0
-    spread: int = 0
-    other: int = 0
-    unresolved: int = 0
-    first_trade_date: str | None = None
-    last_trade_date: str | None = None
-
-
-@dataclass
-class GroupSummary:
-    group: str
-    files: list[FileSummary] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"group": self.group, "files": [asdict(f) for f in self.files]}
-
-
 def decode_group(
     paths: list[Path],
     group: str,
@@ -81,7 +54,7 @@ def decode_group(
     symbol: str,
     dataset: str,
     calendar: Calendar,
-) -> GroupSummary:
+) -> DecodeSummary:
     """Decode every file of a group into ``out_parquet`` and ``out_summary``.
 
     Keeps the outright records of root ``symbol`` (and records whose instrument has
@@ -93,7 +66,7 @@ def decode_group(
             stype_out, holds a record of another rtype, or a kept record lies outside
             the time range its header declares.
     """
-    summary = GroupSummary(group=group)
+    summary = DecodeSummary(group=group)
     pattern = outright_pattern(symbol)
     out_parquet.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_parquet.with_suffix(".parquet.tmp")
@@ -109,7 +82,7 @@ def decode_group(
                 _decode_file(Path(path), writer, pattern, symbol, dataset, calendar)
             )
     tmp.replace(out_parquet)
-    out_summary.write_text(json.dumps(summary.to_json(), indent=1))
+    summary.write(out_summary)
     return summary
 
 

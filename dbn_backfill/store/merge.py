@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
-from dbn_backfill.store import checkpoints
-from dbn_backfill.store.database import connect, ensure_tables, first_row
+from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileSummary, MergeReport
+from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import BackfillError, CompletenessError
 from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.store import checkpoints
+from dbn_backfill.store.database import connect, ensure_tables, first_row
 from dbn_backfill.store.schema import SELECTION_SCHEMA
 from dbn_backfill.tradedate import Calendar
 
@@ -34,60 +35,34 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ChunkInput:
-    """A built chunk as the merge sees it."""
+    """A built chunk as the merge sees it: its manifest entry and where its bars are."""
 
     chunk_id: str
     first: dt.date
     last: dt.date
     bars: Path
     selection: Path
-    manifest: dict[str, Any]
-
-
-@dataclass
-class MergeReport:
-    run_id: str
-    committed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    rows_inserted: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "chunks_committed": len(self.committed),
-            "chunks_skipped": len(self.skipped),
-            "chunks_failed": len(self.failed),
-            "rows_inserted": self.rows_inserted,
-            "seconds": round(self.seconds, 3),
-            "committed": self.committed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-        }
+    manifest: ChunkResult
 
 
 def load_chunks(
-    manifests: list[Path], selections: list[Path], chunk_files: dict[str, Path]
+    manifests: list[BatchManifest], bars: list[Path], selections: list[Path]
 ) -> list[ChunkInput]:
-    """Chunks of every batch manifest, in date order.
+    """Chunks of every batch, in date order.
 
     Args:
-        manifests: batch manifests; selections: the batches' selection parquets (same order).
-        chunk_files: chunk id -> its bars parquet.
-
-    Raises:
-        KeyError: a manifest names a chunk with no parquet.
+        manifests: the batches' manifests; bars and selections: each batch's bars and
+            selection parquet, in the same order.
     """
     out = []
-    for manifest_path, selection in zip(manifests, selections, strict=True):
-        for entry in json.loads(Path(manifest_path).read_text())["chunks"]:
+    for manifest, bars_path, selection in zip(manifests, bars, selections, strict=True):
+        for entry in manifest.chunks:
             out.append(
                 ChunkInput(
-                    chunk_id=entry["chunk_id"],
-                    first=dt.date.fromisoformat(entry["chunk_start"]),
-                    last=dt.date.fromisoformat(entry["chunk_end"]),
-                    bars=chunk_files[entry["chunk_id"]],
+                    chunk_id=entry.chunk_id,
+                    first=dt.date.fromisoformat(entry.chunk_start),
+                    last=dt.date.fromisoformat(entry.chunk_end),
+                    bars=Path(bars_path),
                     selection=Path(selection),
                     manifest=entry,
                 )
@@ -103,7 +78,7 @@ def missing_days(
     expected_gaps: tuple[dt.date, ...],
 ) -> list[dt.date]:
     """Business days of ``[start, end]`` with no outright bar, less ``expected_gaps``."""
-    present = {d for c in chunks for d in c.manifest["days_present"]}
+    present = {d for c in chunks for d in c.manifest.days_present}
     gaps = set(expected_gaps)
     days = [dt.date.fromisoformat(str(d)) for d in calendar.business_days(start, end)]
     return [d for d in days if str(d) not in present and d not in gaps]
@@ -111,18 +86,20 @@ def missing_days(
 
 def merge(
     *,
-    db: Path,
-    symbol: str,
+    cfg: BackfillConfig,
     chunks: list[ChunkInput],
     calendar: Calendar,
-    start: dt.date,
-    end: dt.date,
-    expected_gaps: tuple[dt.date, ...],
-    checkpoint_dir: Path,
-    sources: dict[str, dict[str, Any]],
+    sources: dict[str, FileSummary],
     run_id: str,
 ) -> MergeReport:
     """Commit every chunk; see the module docstring.
+
+    Args:
+        cfg: the run's settings (database, symbol, range, gaps, checkpoint folder).
+        chunks: every chunk of the plan (:func:`load_chunks`).
+        calendar: the CME business days.
+        sources: decode summary of every DBN file, by path (for the lineage).
+        run_id: names the run in the lineage and the checkpoints.
 
     Raises:
         SchemaMismatchError: ``bars_1m`` has another shape or ``db`` is not DuckDB.
@@ -130,6 +107,8 @@ def merge(
         BackfillError: chunks failed (valid ones are committed), or a database
             error (that chunk rolled back, checkpoint failed, stop).
     """
+    db, symbol, checkpoint_dir = cfg.db, cfg.symbol, cfg.checkpoint
+    start, end, expected_gaps = cfg.start, cfg.end, cfg.expected_gaps
     started = time.monotonic()
     report = MergeReport(run_id=run_id)
     con = connect(db)
@@ -148,7 +127,7 @@ def merge(
             )
         for chunk in chunks:
             if checkpoints.read(checkpoint_dir, chunk.chunk_id) is None:
-                checkpoints.write(checkpoint_dir, chunk.chunk_id, _pending(chunk, symbol))
+                checkpoints.write(checkpoint_dir, _pending(chunk, symbol))
         committed = _committed_hashes(con, symbol)
         for chunk in chunks:
             _merge_one(
@@ -161,7 +140,7 @@ def merge(
         details = []
         for chunk in chunks:
             if chunk.chunk_id in report.failed:
-                details.append(f"{chunk.chunk_id}: {chunk.manifest.get('error')}")
+                details.append(f"{chunk.chunk_id}: {chunk.manifest.error}")
         raise BackfillError(
             f"{len(report.failed)} chunks failed and were not committed "
             f"({len(report.committed)} valid chunks committed, {len(report.skipped)} already "
@@ -170,19 +149,14 @@ def merge(
     return report
 
 
-def _pending(chunk: ChunkInput, symbol: str) -> dict[str, Any]:
-    return {
-        "chunk_id": chunk.chunk_id,
-        "symbol": symbol,
-        "chunk_start": str(chunk.first),
-        "chunk_end": str(chunk.last),
-        "status": "pending",
-        "rows_written": 0,
-        "started_at": None,
-        "finished_at": None,
-        "source": chunk.manifest.get("sources", []),
-        "error": None,
-    }
+def _pending(chunk: ChunkInput, symbol: str) -> Checkpoint:
+    return Checkpoint(
+        chunk_id=chunk.chunk_id,
+        chunk_start=str(chunk.first),
+        chunk_end=str(chunk.last),
+        symbol=symbol,
+        source=list(chunk.manifest.sources),
+    )
 
 
 def _committed_hashes(
@@ -201,59 +175,55 @@ def _merge_one(
     symbol: str,
     calendar: Calendar,
     checkpoint_dir: Path,
-    sources: dict[str, dict[str, Any]],
+    sources: dict[str, FileSummary],
     run_id: str,
     committed: dict[str, tuple[str, Any, int]],
     report: MergeReport,
 ) -> None:
     entry = chunk.manifest
     state = checkpoints.read(checkpoint_dir, chunk.chunk_id) or _pending(chunk, symbol)
-    if entry["status"] != "ok":
+    if entry.status != "ok":
         report.failed.append(chunk.chunk_id)
-        state.update(
-            status="failed",
-            error=entry.get("error"),
-            finished_at=checkpoints.now(),
-            last_ts_event=entry.get("last_ts_event"),
-            source=entry.get("sources", []),
-        )
-        checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
-        log.error("chunk %s failed, not committed: %s", chunk.chunk_id, entry.get("error"))
+        state.status = "failed"
+        state.error = entry.error
+        state.finished_at = checkpoints.now()
+        state.last_ts_event = entry.last_ts_event
+        state.source = list(entry.sources)
+        checkpoints.write(checkpoint_dir, state)
+        log.error("chunk %s failed, not committed: %s", chunk.chunk_id, entry.error)
         return
     previous = committed.get(chunk.chunk_id)
-    if previous is not None and previous[0] == entry["content_hash"]:
+    if previous is not None and previous[0] == entry.content_hash:
         report.skipped.append(chunk.chunk_id)
-        if state.get("status") != "done":
+        if state.status != "done":
             # killed between commit and checkpoint: the database says it is done
-            state.update(
-                status="done",
-                rows_written=previous[2],
-                error=None,
-                finished_at=previous[1].isoformat(),
-            )
-            state.setdefault("started_at", state.get("finished_at"))
-            checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+            state.status = "done"
+            state.rows_written = previous[2]
+            state.error = None
+            state.finished_at = previous[1].isoformat()
+            state.started_at = state.started_at or state.finished_at
+            state.content_hash = entry.content_hash
+            checkpoints.write(checkpoint_dir, state)
         return
-    state.update(
-        status="in_progress",
-        started_at=checkpoints.now(),
-        finished_at=None,
-        error=None,
-        source=entry.get("sources", []),
-        rows_written=0,
-    )
-    checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+    state.status = "in_progress"
+    state.started_at = checkpoints.now()
+    state.finished_at = None
+    state.error = None
+    state.source = list(entry.sources)
+    state.rows_written = 0
+    checkpoints.write(checkpoint_dir, state)
     lo, hi = calendar.session_bounds_utc(chunk.first, chunk.last)
-    expected = int(entry["rows"])
+    expected = entry.rows
     try:
         con.execute("BEGIN TRANSACTION")
         con.execute(
             "DELETE FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
             [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
         )
-        inserted = _count(
-            con.execute("INSERT INTO bars_1m SELECT * FROM read_parquet(?)", [str(chunk.bars)])
-        )
+        inserted = 0
+        if entry.row_group is not None:
+            bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group)  # noqa: F841
+            inserted = _count(con.execute("INSERT INTO bars_1m SELECT * FROM bars_table"))
         in_range = _count(
             con.execute(
                 "SELECT count(*) FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
@@ -273,22 +243,20 @@ def _merge_one(
     except Exception as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
-        state.update(
-            status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=checkpoints.now()
-        )
-        checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+        state.status = "failed"
+        state.error = f"{type(exc).__name__}: {exc}"
+        state.finished_at = checkpoints.now()
+        checkpoints.write(checkpoint_dir, state)
         log.exception("chunk %s rolled back", chunk.chunk_id)
         raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}") from exc
     if report.committed:
         kill_point("merge_after_commit")
-    state.update(
-        status="done",
-        rows_written=expected,
-        finished_at=committed_at.isoformat(),
-        content_hash=entry["content_hash"],
-        run_id=run_id,
-    )
-    checkpoints.write(checkpoint_dir, chunk.chunk_id, state)
+    state.status = "done"
+    state.rows_written = expected
+    state.finished_at = committed_at.isoformat()
+    state.content_hash = entry.content_hash
+    state.run_id = run_id
+    checkpoints.write(checkpoint_dir, state)
     report.committed.append(chunk.chunk_id)
     report.rows_inserted += expected
     log.info(
@@ -297,6 +265,14 @@ def _merge_one(
 
 
 _SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
+_BARS: dict[Path, pq.ParquetFile] = {}
+
+
+def _bars_file(path: Path) -> pq.ParquetFile:
+    """The batch's bars parquet, opened once per merge."""
+    if path not in _BARS:
+        _BARS[path] = pq.ParquetFile(path)
+    return _BARS[path]
 
 
 def _selection_rows(chunk: ChunkInput) -> list[tuple[Any, ...]]:
@@ -321,7 +297,7 @@ def _write_lineage(
     con: duckdb.DuckDBPyConnection,
     chunk: ChunkInput,
     symbol: str,
-    sources: dict[str, dict[str, Any]],
+    sources: dict[str, FileSummary],
     run_id: str,
     rows: int,
     committed_at: dt.datetime,
@@ -359,17 +335,17 @@ def _write_lineage(
             chunk.first,
             chunk.last,
             rows,
-            chunk.manifest["content_hash"],
+            chunk.manifest.content_hash,
             committed_at,
             run_id,
         ],
     )
     rows_of_sources = []
-    for path in chunk.manifest.get("sources", []):
+    for path in chunk.manifest.sources:
         meta = sources.get(path)
         if meta is None:
             raise BackfillError(f"chunk {chunk.chunk_id}: no decode summary for source {path}")
-        rows_of_sources += [symbol, chunk.chunk_id, path, int(meta["size"]), meta["sha256"]]
+        rows_of_sources += [symbol, chunk.chunk_id, path, meta.size, meta.sha256]
     if rows_of_sources:
         values = ", ".join(["(?, ?, ?, ?, ?)"] * (len(rows_of_sources) // 5))
         con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows_of_sources)

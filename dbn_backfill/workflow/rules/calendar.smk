@@ -9,7 +9,8 @@ rule build_calendar:
     conda:
         "../envs/backfill.yaml"
     params:
-        name=PLAN.cfg.calendar,
+        # only what the step needs: a changed param re-runs the job (rerun trigger)
+        calendar=PLAN.cfg.calendar,
         session_tz=PLAN.cfg.session_tz,
         session_roll=PLAN.cfg.session_roll,
     script:

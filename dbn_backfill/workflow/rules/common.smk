@@ -8,7 +8,12 @@ from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.runtime.summary import daemonize_scheduler_timers, print_summary
-from dbn_backfill.runtime.plan import check_before_run, config_snapshot, make_plan
+from dbn_backfill.runtime.plan import (
+    check_before_run,
+    config_snapshot,
+    describe_chunks,
+    make_plan,
+)
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -23,6 +28,8 @@ try:
             else Path(".dbn-backfill") / "headers.json"
         ),
     )
+    if workflow.is_main_process and workflow.output_settings.dryrun:
+        print(describe_chunks(PLAN), file=sys.stderr)
     if workflow.is_main_process and not workflow.output_settings.dryrun:
         check_before_run(PLAN, Path.cwd())
         daemonize_scheduler_timers()
@@ -42,7 +49,8 @@ def decoded_files(wildcards):
     return PLAN.groups[wildcards.group]
 
 
-def group_outputs(batch):
+def batch_decoded(wildcards):
+    batch = PLAN.batch(wildcards.batch)
     return [f"{ROOT}/decoded/{group}.parquet" for group in PLAN.groups_for(batch)]
 
 
@@ -51,20 +59,9 @@ def group_summaries():
     return [f"{ROOT}/decoded/{group}.json" for group in sorted(used)]
 
 
-def chunk_files(batch):
-    return [f"{ROOT}/chunks/{chunk.chunk_id}.parquet" for chunk in batch.chunks]
-
-
-def batch_manifests():
-    return [f"{ROOT}/batches/{b.batch_id}.manifest.json" for b in PLAN.batches]
-
-
-def batch_selections():
-    return [f"{ROOT}/batches/{b.batch_id}.selection.parquet" for b in PLAN.batches]
-
-
-def all_chunk_files():
-    return [path for batch in PLAN.batches for path in chunk_files(batch)]
+def batch_files(kind):
+    """Every batch's ``bars.parquet``, ``selection.parquet`` or ``manifest.json``."""
+    return [f"{ROOT}/batches/{b.batch_id}.{kind}" for b in PLAN.batches]
 
 
 def merge_report():

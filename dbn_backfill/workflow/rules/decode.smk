@@ -9,6 +9,8 @@ rule decode_sources:
     output:
         parquet=f"{ROOT}/decoded/{{group}}.parquet",
         summary=f"{ROOT}/decoded/{{group}}.json",
+    wildcard_constraints:
+        group=r"\d{4}Q[1-4]",
     log:
         f"{LOGS}/decode_sources/{{group}}.log",
     group:
@@ -16,6 +18,7 @@ rule decode_sources:
     conda:
         "../envs/backfill.yaml"
     params:
+        # only what the step needs: a changed param re-runs the job (rerun trigger)
         symbol=PLAN.cfg.symbol,
         dataset=PLAN.cfg.dataset,
     script:

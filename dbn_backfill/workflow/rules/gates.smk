@@ -12,13 +12,8 @@ rule check_gates:
     conda:
         "../envs/backfill.yaml"
     params:
-        db=str(PLAN.cfg.db),
-        symbol=PLAN.cfg.symbol,
-        start=str(PLAN.cfg.start),
-        end=str(PLAN.cfg.end),
-        expected_gaps=[str(d) for d in PLAN.cfg.expected_gaps],
+        cfg=PLAN.cfg,
         sources=[str(h.path) for h in PLAN.headers],
-        spot_check_days=PLAN.cfg.spot_check_days,
         run_id=PLAN.run_id,
     script:
         "../scripts/check_gates.py"

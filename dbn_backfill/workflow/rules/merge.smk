@@ -9,9 +9,9 @@ localrules:
 
 rule merge_chunks:
     input:
-        chunks=all_chunk_files(),
-        selections=batch_selections(),
-        manifests=batch_manifests(),
+        bars=batch_files("bars.parquet"),
+        selections=batch_files("selection.parquet"),
+        manifests=batch_files("manifest.json"),
         summaries=group_summaries(),
         calendar=calendar_file(),
     output:
@@ -21,12 +21,7 @@ rule merge_chunks:
     conda:
         "../envs/backfill.yaml"
     params:
-        db=str(PLAN.cfg.db),
-        symbol=PLAN.cfg.symbol,
-        start=str(PLAN.cfg.start),
-        end=str(PLAN.cfg.end),
-        expected_gaps=[str(d) for d in PLAN.cfg.expected_gaps],
-        checkpoint=str(PLAN.cfg.checkpoint),
+        cfg=PLAN.cfg,
         run_id=PLAN.run_id,
     script:
         "../scripts/merge_chunks.py"

@@ -2,18 +2,15 @@
 
 from pathlib import Path
 
+from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
 from dbn_backfill.runtime.step import run_step
 from dbn_backfill.tradedate import build_calendar
-from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
 
 
 def main() -> None:
+    params = snakemake.params
     calendar = build_calendar(
-        snakemake.params.name,
-        snakemake.params.session_tz,
-        snakemake.params.session_roll,
-        CALENDAR_FIRST,
-        CALENDAR_LAST,
+        params.calendar, params.session_tz, params.session_roll, CALENDAR_FIRST, CALENDAR_LAST
     )
     calendar.save(Path(snakemake.output[0]))
 

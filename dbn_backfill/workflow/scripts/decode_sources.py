@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from dbn_backfill.sources.decode import decode_group
 from dbn_backfill.runtime.step import run_step
+from dbn_backfill.sources.decode import decode_group
 from dbn_backfill.tradedate import Calendar
 
 

@@ -1,38 +1,29 @@
 """Rule merge_chunks: the single writer commits every chunk into DuckDB."""
 
-import datetime as dt
-import json
 from pathlib import Path
 
-from dbn_backfill.config import parse_dates
-from dbn_backfill.store.merge import load_chunks, merge
+from dbn_backfill.artifacts import BatchManifest, DecodeSummary
+from dbn_backfill.config import BackfillConfig
 from dbn_backfill.runtime.step import run_step
+from dbn_backfill.store.merge import load_chunks, merge
 from dbn_backfill.tradedate import Calendar
 
 
 def main() -> None:
-    params = snakemake.params
-    sources = {}
-    for path in snakemake.input.summaries:
-        for entry in json.loads(Path(path).read_text())["files"]:
-            sources[entry["path"]] = entry
+    cfg: BackfillConfig = snakemake.params.cfg
+    summaries = [DecodeSummary.read(Path(p)) for p in snakemake.input.summaries]
     report = merge(
-        db=Path(params.db),
-        symbol=params.symbol,
+        cfg=cfg,
         chunks=load_chunks(
-            [Path(p) for p in snakemake.input.manifests],
+            [BatchManifest.read(Path(p)) for p in snakemake.input.manifests],
+            [Path(p) for p in snakemake.input.bars],
             [Path(p) for p in snakemake.input.selections],
-            {Path(p).stem: Path(p) for p in snakemake.input.chunks},
         ),
         calendar=Calendar.load(Path(snakemake.input.calendar)),
-        start=dt.date.fromisoformat(params.start),
-        end=dt.date.fromisoformat(params.end),
-        expected_gaps=parse_dates(list(params.expected_gaps), "expected_gaps"),
-        checkpoint_dir=Path(params.checkpoint),
-        sources=sources,
-        run_id=params.run_id,
+        sources={f.path: f for summary in summaries for f in summary.files},
+        run_id=snakemake.params.run_id,
     )
-    Path(snakemake.output.report).write_text(json.dumps(report.to_json(), indent=1))
+    report.write(Path(snakemake.output.report))
 
 
 run_step("merge_chunks", snakemake, main)  # noqa: F821
