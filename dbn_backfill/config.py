@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from typing import Any
 from .errors import ConfigError
 
 REQUIRED = ("dbn", "db", "symbol", "start", "end", "chunk_days", "checkpoint")
+#: Databento's historical API (config ``databento_gateway`` overrides it).
+DEFAULT_GATEWAY = "https://hist.databento.com"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class BackfillConfig:
     retry_failed: bool = False
     spot_check_days: int = 5
     chunks_per_job: int = 100
+    fetch: bool = False
+    databento_gateway: str = DEFAULT_GATEWAY
+    fetch_max_cost: float = 5.0
+    fetch_retries: int = 4
+    fetch_backoff: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,13 +88,30 @@ def parse_bool(value: object, key: str) -> bool:
     raise ConfigError(f"config {key}={value!r} is not true or false")
 
 
-def parse_positive_int(value: object, key: str) -> int:
+def parse_positive_int(value: object, key: str, zero: bool = False) -> int:
     try:
         number = int(str(value))
     except ValueError:
         raise ConfigError(f"config {key}={value!r} is not an integer") from None
-    if number <= 0:
-        raise ConfigError(f"config {key}={value!r} must be a positive integer")
+    if number < 0 or (number == 0 and not zero):
+        raise ConfigError(
+            f"config {key}={value!r} must be a {'non-negative' if zero else 'positive'} integer"
+        )
+    return number
+
+
+def parse_amount(value: object, key: str) -> float:
+    """A finite number >= 0 (USD, seconds).
+
+    Raises:
+        ConfigError: naming the key and the value.
+    """
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ConfigError(f"config {key}={value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"config {key}={value!r} must be a finite number >= 0")
     return number
 
 
@@ -134,6 +159,13 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
         retry_failed=parse_bool(config.get("retry_failed", False), "retry_failed"),
         spot_check_days=spot,
         chunks_per_job=parse_positive_int(config.get("chunks_per_job", 100), "chunks_per_job"),
+        fetch=parse_bool(config.get("fetch", False), "fetch"),
+        databento_gateway=str(config.get("databento_gateway") or DEFAULT_GATEWAY).strip(),
+        fetch_max_cost=parse_amount(config.get("fetch_max_cost", 5), "fetch_max_cost"),
+        fetch_retries=parse_positive_int(
+            config.get("fetch_retries", 4), "fetch_retries", zero=True
+        ),
+        fetch_backoff=parse_amount(config.get("fetch_backoff", 2.0), "fetch_backoff"),
     )
 
 
