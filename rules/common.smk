@@ -7,21 +7,25 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.fetch import fetch_from_config
 from dbn_backfill.summary import daemonize_scheduler_timers, print_summary
 from dbn_backfill.workflow import check_before_run, config_snapshot, make_plan
 
 validate(config, "../schemas/config.schema.yaml")
 
 RUN_STARTED = time.time()
+DRY_RUN = workflow.output_settings.dryrun
+HEADER_CACHE = None if DRY_RUN else Path(".dbn-backfill") / "headers.json"
 try:
+    # fetch: true downloads the missing days before the plan reads the headers
+    FETCHING = workflow.is_main_process and fetch_from_config(
+        config, dry_run=DRY_RUN, header_cache=HEADER_CACHE
+    )
     PLAN = make_plan(
         config,
         run_id=config.get("run_id"),
-        header_cache=(
-            None
-            if workflow.output_settings.dryrun
-            else Path(".dbn-backfill") / "headers.json"
-        ),
+        header_cache=HEADER_CACHE,
+        allow_no_sources=FETCHING and DRY_RUN,
     )
     if workflow.is_main_process and not workflow.output_settings.dryrun:
         check_before_run(PLAN, Path.cwd())
