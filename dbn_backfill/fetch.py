@@ -146,7 +146,7 @@ def plan_fetch(
 
     folder = cfg.dbn
     if folder.exists() and not folder.is_dir():
-        raise FetchError(f"fetch: dbn {folder} is a file; fetching needs a folder to write into")
+        raise FetchError(f"dbn {folder} is a file; fetching needs a folder to write into")
     needed = needed_days(calendar, cfg.start, cfg.end)
     headers: tuple[SourceHeader, ...] = ()
     if folder.is_dir() and any(_dbn_files(folder)):
@@ -207,7 +207,7 @@ def fetch_missing(
     key = os.environ.get("DATABENTO_API_KEY", "").strip()
     if not key:
         raise FetchError(
-            f"fetch: DATABENTO_API_KEY is not set; {len(plan.missing)} UTC days are missing "
+            f"DATABENTO_API_KEY is not set; {len(plan.missing)} UTC days are missing "
             f"({_ranges(plan.missing)}). Set the key, or add the files to {plan.folder} "
             "yourself. No request was made."
         )
@@ -220,7 +220,7 @@ def fetch_missing(
     )
     if report.cost > cfg.fetch_max_cost:
         raise FetchError(
-            f"fetch: estimated cost ${report.cost:.4f} of {len(plan.missing)} missing UTC days "
+            f"estimated cost ${report.cost:.4f} of {len(plan.missing)} missing UTC days "
             f"({_ranges(plan.missing)}) is above fetch_max_cost ${cfg.fetch_max_cost:.2f}; "
             "nothing was downloaded. Raise fetch_max_cost (CLI --fetch-max-cost) to proceed."
         )
@@ -235,7 +235,7 @@ def fetch_missing(
             final = plan.folder / file_name(cfg.dataset, day)
             if final.exists():
                 raise FetchError(
-                    f"fetch: {final} exists but its header does not cover UTC day {day}; "
+                    f"{final} exists but its header does not cover UTC day {day}; "
                     "remove it to fetch the day again"
                 )
             t0 = time.monotonic()
@@ -281,7 +281,7 @@ def fetch_from_config(
             cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
         )
     except ValueError as exc:
-        raise FetchError(f"fetch: {exc}") from exc
+        raise FetchError(f"calendar {cfg.calendar}: {exc}") from exc
     fetch_missing(cfg, calendar, dry_run=dry_run, header_cache=header_cache)
     return True
 
@@ -320,7 +320,7 @@ class _Api:
             self.client = databento.Historical(key=key, gateway=cfg.databento_gateway)
         except ValueError as exc:
             raise FetchError(
-                f"fetch: databento_gateway {cfg.databento_gateway!r} is not usable: {exc}"
+                f"databento_gateway {cfg.databento_gateway!r} is not usable: {exc}"
             ) from exc
 
     def call(self, what: str, request: Callable[[], T]) -> T:
@@ -339,7 +339,7 @@ class _Api:
                     raise
                 if not failure.transient or attempt == attempts:
                     tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-                    raise FetchError(f"fetch: {what} failed{tries}: {failure.text}") from None
+                    raise FetchError(f"{what} failed{tries}: {failure.text}") from None
                 wait = self.cfg.fetch_backoff * 2 ** (attempt - 1)
                 if failure.retry_after is not None:
                     wait = failure.retry_after
@@ -364,7 +364,7 @@ class _Api:
         outside = [d for d in needed if _day_ns(d) < lo.value or _day_ns(d) + NS_PER_DAY > hi.value]
         if outside:
             raise FetchError(
-                f"fetch: {len(outside)} needed UTC days lie outside the available {SCHEMA} "
+                f"{len(outside)} needed UTC days lie outside the available {SCHEMA} "
                 f"range of {dataset} [{lo.isoformat()}, {hi.isoformat()}): "
                 f"{_ranges(outside)}; nothing was downloaded"
             )
@@ -379,7 +379,7 @@ class _Api:
         if bad:
             listing = ", ".join(f"{d} {c or 'not listed'}" for d, c in bad)
             raise FetchError(
-                f"fetch: {len(bad)} needed UTC days of {dataset} are not 'available': "
+                f"{len(bad)} needed UTC days of {dataset} are not 'available': "
                 f"{listing}; nothing was downloaded"
             )
 
@@ -492,10 +492,10 @@ def _verify(path: Path, day: dt.date, dataset: str) -> None:
     try:
         check_header(header, dataset)
     except SourceError as exc:
-        raise FetchError(f"fetch: Databento's answer for UTC day {day}: {exc}") from None
+        raise FetchError(f"Databento's answer for UTC day {day}: {exc}") from None
     if not present_days([header], [day]):
         raise FetchError(
-            f"fetch: Databento's answer for UTC day {day} has a header range "
+            f"Databento's answer for UTC day {day} has a header range "
             f"[{header.start_ns}, {header.end_ns}) that does not cover the day"
         )
 
@@ -514,7 +514,7 @@ def _available_range(info: Any, dataset: str) -> tuple[pd.Timestamp, pd.Timestam
         lo, hi = pd.Timestamp(str(start)), pd.Timestamp(str(end))
     except ValueError:
         raise FetchError(
-            f"fetch: metadata.get_dataset_range of {dataset} answered {info!r}: no start/end"
+            f"metadata.get_dataset_range of {dataset} answered {info!r}: no start/end"
         ) from None
     return (
         lo.tz_localize("UTC") if lo.tzinfo is None else lo.tz_convert("UTC"),
@@ -534,8 +534,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FetchError(
-                f"fetch: another fetch is downloading into {folder} (lock {path}); "
-                "wait for it to finish"
+                f"another fetch is downloading into {folder} (lock {path}); wait for it to finish"
             ) from None
         try:
             yield
