@@ -211,6 +211,21 @@ def fetch_missing(
             f"({_ranges(plan.missing)}). Set the key, or add the files to {plan.folder} "
             "yourself. No request was made."
         )
+    with _tls_trust():
+        _fetch_with_key(cfg, plan, report, key, dry_run, say, sleep)
+    return report
+
+
+def _fetch_with_key(
+    cfg: BackfillConfig,
+    plan: FetchPlan,
+    report: FetchReport,
+    key: str,
+    dry_run: bool,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> None:
+    """Steps 4 to 6 of the module docstring (see :func:`fetch_missing`)."""
     api = _Api(cfg, key, say, sleep)
     api.check_available(plan.needed)
     report.cost = api.cost(plan.missing)
@@ -226,7 +241,7 @@ def fetch_missing(
         )
     if dry_run:
         say(f"dry run: {len(plan.missing)} UTC days would be downloaded; nothing was")
-        return report
+        return
     plan.folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with _folder_lock(plan.folder):
@@ -251,7 +266,6 @@ def fetch_missing(
         f"fetched {len(report.files)} UTC days, {total:,} bytes in "
         f"{time.monotonic() - started:.1f} s into {plan.folder}"
     )
-    return report
 
 
 def fetch_from_config(
@@ -454,7 +468,9 @@ def _classify(exc: BaseException) -> _Failure | None:
     if isinstance(exc, _Incomplete):
         return _Failure(True, f"HTTP 200, body incomplete: {exc}")
     if isinstance(exc, requests.RequestException):
-        return _Failure(True, f"no HTTP response ({type(exc).__name__}: {exc})")
+        # an untrusted certificate will not become trusted by retrying
+        transient = "CERTIFICATE_VERIFY_FAILED" not in str(exc)
+        return _Failure(transient, f"no HTTP response ({type(exc).__name__}: {exc})")
     return None
 
 
@@ -523,6 +539,21 @@ def _available_range(info: Any, dataset: str) -> tuple[pd.Timestamp, pd.Timestam
 
 
 # --------------------------------------------------------------------------- files
+
+
+@contextlib.contextmanager
+def _tls_trust() -> Iterator[None]:
+    """Let ``SSL_CERT_FILE`` name the CA bundle too (``requests`` reads only
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), for the duration of the fetch."""
+    bundle = os.environ.get("SSL_CERT_FILE")
+    if not bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
+        yield
+        return
+    os.environ["REQUESTS_CA_BUNDLE"] = bundle
+    try:
+        yield
+    finally:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
 
 
 @contextlib.contextmanager

@@ -262,6 +262,9 @@ class _Server(ThreadingHTTPServer):
         self.context = context
         self.fake = fake
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a refused TLS handshake or a client gone mid-body is part of the tests
+
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
         # handshake in the handler thread, so a slow client never blocks accept()

@@ -306,6 +306,24 @@ def test_no_api_key_makes_no_request(gateway, tmp_path, calendar, monkeypatch):
     assert gateway.requests == []
 
 
+def test_ssl_cert_file_is_trusted_too(gateway, tmp_path, calendar, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(gateway.ca_file))
+    cfg = settings(tmp_path, gateway)
+    fetch(cfg, calendar, dry_run=True)
+    assert [r.endpoint for r in gateway.requests][:1] == ["metadata.get_dataset_range"]
+    assert "REQUESTS_CA_BUNDLE" not in os.environ
+    monkeypatch.delenv("SSL_CERT_FILE")  # no trust: the TLS handshake fails, not retried
+    count = len(gateway.requests)
+    with pytest.raises(
+        FetchError,
+        match=r"get_dataset_range of GLBX.MDP3 failed: no HTTP response \(SSLError.*CERTIFICATE_VERIFY_FAILED",
+    ):
+        fetch(settings(tmp_path, gateway), calendar)
+    assert len(gateway.requests) == count  # refused in the handshake: no request got through
+
+
 def test_wrong_api_key(gateway, tmp_path, calendar, monkeypatch):
     monkeypatch.setenv("DATABENTO_API_KEY", "db-wrong")
     cfg = settings(tmp_path, gateway)
