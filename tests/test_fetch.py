@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +423,20 @@ def test_dropped_connection_leaves_no_file_and_the_next_run_fetches_it(gateway, 
     assert final(cfg.dbn, D(2024, 1, 8)).read_bytes() == gateway.body(D(2024, 1, 8))
 
 
+def test_one_fetch_per_folder(gateway, tmp_path, calendar):
+    import fcntl
+
+    cfg = settings(tmp_path, gateway)
+    cfg.dbn.mkdir()
+    with open(cfg.dbn / ".dbn-backfill-fetch.lock", "a+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(FetchError, match="another fetch is downloading into"):
+            fetch(cfg, calendar)
+    assert gateway.calls("timeseries.get_range") == []
+    fetch(cfg, calendar)  # released: the fetch goes ahead
+    assert gateway.days_requested() == NEEDED
+
+
 def test_dbn_must_be_a_folder(gateway, tmp_path, calendar):
     write_bars(tmp_path / "one.dbn", [Bar("MGCG4", 1, pd.Timestamp("2024-01-10 15:00", tz="UTC"))])
     cfg = from_mapping(
@@ -478,13 +493,18 @@ def test_cli_killed_during_a_download_resumes(gateway, tmp_path, calendar):
     proc = run.popen(*fetch_args(gateway), env=gateway.env)
     try:
         assert gateway.stalling.wait(timeout=120), "the download never started"
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size for p in run.dbn.glob("*.part")):  # bytes on disk
+            assert time.monotonic() < deadline, "the client wrote nothing"
+            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
         gateway.release()
     assert proc.returncode == -signal.SIGKILL
     assert not final(run.dbn, stalled).exists()
-    assert len(leftovers(run.dbn)) == 1  # the half-written temporary file
+    [part] = run.dbn.glob("*.part")  # the half-written temporary file
+    assert 0 < part.stat().st_size < len(gateway.body(stalled))
     assert final(run.dbn, D(2024, 1, 9)).exists() and not run.db.exists()
     count = len(gateway.days_requested())
     run.run(*fetch_args(gateway), env=gateway.env, check=True)
