@@ -3,6 +3,7 @@
     dbn-backfill --db PATH --dbn PATH --symbol MGC --start YYYY-MM-DD --end YYYY-MM-DD \\
                  --workers N --chunk-days K --checkpoint DIR [--retry-failed] [--dry-run] \\
                  [--profile DIR] [--expected-gaps D1,D2] [--workdir DIR]
+                 [--fetch] [--databento-gateway URL] [--fetch-max-cost USD]
     dbn-backfill synth --out DIR --start ... --end ... --seed N [--layout ...]
     dbn-backfill show --db PATH [--symbol MGC]
 
@@ -72,6 +73,12 @@ def backfill_parser() -> argparse.ArgumentParser:
     p.add_argument("--spot-check-days", type=int, default=None, help="gate spot-check days")
     p.add_argument("--chunks-per-job", type=int, default=None, help="chunks per build job")
     p.add_argument("--dataset", default=None, help="expected dataset (default GLBX.MDP3)")
+    fetch = p.add_argument_group("fetching from Databento (README: Fetching from Databento)")
+    fetch.add_argument("--fetch", action="store_true", help="download missing days first")
+    fetch.add_argument("--databento-gateway", default=None, help="API base URL")
+    fetch.add_argument("--fetch-max-cost", type=float, default=None, help="USD limit (5)")
+    fetch.add_argument("--fetch-retries", type=int, default=None, help="retries per request (4)")
+    fetch.add_argument("--fetch-backoff", type=float, default=None, help="first retry wait, s (2)")
     p.add_argument(
         "--workdir",
         default=None,
@@ -116,6 +123,11 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         config["chunks_per_job"] = str(args.chunks_per_job)
     if args.dataset:
         config["dataset"] = args.dataset
+    if args.fetch:
+        config["fetch"] = "true"
+    for key in ("databento_gateway", "fetch_max_cost", "fetch_retries", "fetch_backoff"):
+        if getattr(args, key) is not None:
+            config[key] = str(getattr(args, key))
     cmd = [
         sys.executable,
         "-m",

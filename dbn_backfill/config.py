@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class BackfillConfig:
     retry_failed: bool
     spot_check_days: int
     chunks_per_job: int
+    fetch: bool
+    databento_gateway: str
+    fetch_max_cost: float
+    fetch_retries: int
+    fetch_backoff: float
 
 
 @functools.cache
@@ -104,13 +110,30 @@ def parse_bool(value: object, key: str) -> bool:
     raise ConfigError(f"config {key}={value!r} is not true or false")
 
 
-def parse_positive_int(value: object, key: str) -> int:
+def parse_positive_int(value: object, key: str, zero: bool = False) -> int:
     try:
         number = int(str(value))
     except ValueError:
         raise ConfigError(f"config {key}={value!r} is not an integer") from None
-    if number <= 0:
-        raise ConfigError(f"config {key}={value!r} must be a positive integer")
+    if number < 0 or (number == 0 and not zero):
+        raise ConfigError(
+            f"config {key}={value!r} must be a {'non-negative' if zero else 'positive'} integer"
+        )
+    return number
+
+
+def parse_amount(value: object, key: str) -> float:
+    """A finite number >= 0 (USD, seconds).
+
+    Raises:
+        ConfigError: naming the key and the value.
+    """
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ConfigError(f"config {key}={value!r} is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"config {key}={value!r} must be a finite number >= 0")
     return number
 
 
@@ -162,6 +185,11 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
         retry_failed=parse_bool(value("retry_failed"), "retry_failed"),
         spot_check_days=spot,
         chunks_per_job=parse_positive_int(value("chunks_per_job"), "chunks_per_job"),
+        fetch=parse_bool(value("fetch"), "fetch"),
+        databento_gateway=str(value("databento_gateway")).strip(),
+        fetch_max_cost=parse_amount(value("fetch_max_cost"), "fetch_max_cost"),
+        fetch_retries=parse_positive_int(value("fetch_retries"), "fetch_retries", zero=True),
+        fetch_backoff=parse_amount(value("fetch_backoff"), "fetch_backoff"),
     )
 
 

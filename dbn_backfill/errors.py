@@ -41,3 +41,8 @@ class LockError(BackfillError):
 
 class GateError(BackfillError):
     """An honesty gate failed (section 9)."""
+
+
+class FetchError(BackfillError):
+    """Fetching from Databento must stop (section 10): no key, a day not available,
+    the cost over the limit, or an API error (naming the day, HTTP status and message)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_chunks
 from dbn_backfill.config import BackfillConfig, check_writable, from_mapping
-from dbn_backfill.errors import CheckpointError
+from dbn_backfill.errors import CheckpointError, SourceError
 from dbn_backfill.runtime import lock
 from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources, read_header
 from dbn_backfill.store import checkpoints
@@ -63,7 +63,10 @@ class Plan:
 
 
 def make_plan(
-    config: dict[str, Any], run_id: str | None = None, header_cache: Path | None = None
+    config: dict[str, Any],
+    run_id: str | None = None,
+    header_cache: Path | None = None,
+    allow_no_sources: bool = False,
 ) -> Plan:
     """Check the settings and sources and plan the run (see :class:`Plan`).
 
@@ -72,6 +75,9 @@ def make_plan(
     does not re-open each of them; every header is still checked, and decoding
     re-reads the real header of every file it decodes.
 
+    ``allow_no_sources`` plans a missing or empty ``dbn`` folder as holding no file
+    (a dry run with ``fetch``, which downloads nothing).
+
     Raises:
         ConfigError, SourceError: a bad setting or an unusable DBN file.
     """
@@ -79,7 +85,12 @@ def make_plan(
     calendar = build_calendar(
         cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
     )
-    paths = find_sources(cfg.dbn)
+    try:
+        paths = find_sources(cfg.dbn)
+    except SourceError:
+        if not allow_no_sources or (cfg.dbn.exists() and not cfg.dbn.is_dir()):
+            raise
+        paths = []
     headers = read_headers(paths, header_cache)
     for header in headers:
         check_header(header, cfg.dataset)

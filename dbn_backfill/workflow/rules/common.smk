@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.sources.fetch import fetch_from_config
 from dbn_backfill.runtime.summary import daemonize_scheduler_timers, print_summary
 from dbn_backfill.runtime.plan import (
     check_before_run,
@@ -18,15 +19,18 @@ from dbn_backfill.runtime.plan import (
 validate(config, "../schemas/config.schema.yaml")
 
 RUN_STARTED = time.time()
+DRY_RUN = workflow.output_settings.dryrun
+HEADER_CACHE = None if DRY_RUN else Path(".dbn-backfill") / "headers.json"
 try:
+    # fetch: true downloads the missing days before the plan reads the headers
+    FETCHING = workflow.is_main_process and fetch_from_config(
+        config, dry_run=DRY_RUN, header_cache=HEADER_CACHE
+    )
     PLAN = make_plan(
         config,
         run_id=config.get("run_id"),
-        header_cache=(
-            None
-            if workflow.output_settings.dryrun
-            else Path(".dbn-backfill") / "headers.json"
-        ),
+        header_cache=HEADER_CACHE,
+        allow_no_sources=FETCHING and DRY_RUN,
     )
     if workflow.is_main_process and workflow.output_settings.dryrun:
         print(describe_chunks(PLAN), file=sys.stderr)
