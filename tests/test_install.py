@@ -1,0 +1,89 @@
+"""The wheel is the whole product: built, installed into a fresh venv outside the
+checkout, run from a temporary directory, it writes the same table as the
+editable install of the checkout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT, Run, content_hash
+
+from dbn_backfill.sampledata.synth import generate
+
+pytestmark = pytest.mark.slow
+
+START, END = dt.date(2024, 1, 2), dt.date(2024, 1, 31)
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
+    assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``bin/`` of a fresh venv holding the project's wheel (and the locked dependencies)."""
+    base = tmp_path_factory.mktemp("wheel")
+    sh(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(base),
+            str(PROJECT),
+        ]
+    )
+    (wheel,) = base.glob("dbn_backfill-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for shipped in (
+        "dbn_backfill/workflow/Snakefile",
+        "dbn_backfill/workflow/rules/merge.smk",
+        "dbn_backfill/workflow/scripts/merge_chunks.py",
+        "dbn_backfill/workflow/schemas/config.schema.yaml",
+        "dbn_backfill/workflow/profiles/default/config.yaml",
+        "dbn_backfill/workflow/profiles/slurm/config.yaml",
+        "dbn_backfill/workflow/envs/backfill.yaml",
+    ):
+        assert shipped in names, f"{shipped} is not in {wheel.name}"
+    venv = base / "venv"
+    sh([sys.executable, "-m", "venv", str(venv)])
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    sh([*pip, "-c", str(PROJECT / "requirements.lock"), str(wheel)])
+    return venv / "bin"
+
+
+def test_wheel_backfills_from_any_directory_like_the_checkout(installed, tmp_path):
+    dbn = tmp_path / "dbn"
+    generate(dbn, START, END, seed=5, layout="daily")
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    cmd = [
+        str(installed / "dbn-backfill"),
+        "--db", "mgc.duckdb", "--dbn", str(dbn), "--symbol", "MGC",
+        "--start", str(START), "--end", str(END), "--workers", "2", "--chunk-days", "5",
+        "--checkpoint", "ckpt",
+    ]  # fmt: skip
+    proc = sh(cmd, cwd=elsewhere, env=env)
+    assert "site-packages/dbn_backfill/workflow/Snakefile" in proc.stderr
+    # the default work directory belongs to the database, not to the current directory
+    assert (elsewhere / "mgc.duckdb.work" / "results" / "MGC").is_dir()
+    assert not (elsewhere / ".snakemake").exists() and not (elsewhere / "results").exists()
+    where = sh([str(installed / "dbn-backfill"), "paths", "--snakefile"], cwd=elsewhere, env=env)
+    assert str(PROJECT) not in where.stdout
+
+    checkout = Run(tmp_path / "checkout", dbn, "MGC", START, END, chunk_days=5)
+    checkout.root.mkdir()
+    checkout.run(check=True)
+    assert content_hash(elsewhere / "mgc.duckdb") == content_hash(checkout.db)
