@@ -35,6 +35,10 @@ demo: $(STAMP)
 		--start $(DEMO_START) --end $(DEMO_END) --workers 2 --chunk-days 5 \
 		--checkpoint demo/checkpoints --workdir demo/work
 	$(BIN)/dbn-backfill show --db demo/mgc.duckdb --symbol MGC
+	$(BIN)/dbn-backfill status --db demo/mgc.duckdb --checkpoint demo/checkpoints --workdir demo/work
+	$(BIN)/dbn-backfill report --db demo/mgc.duckdb --checkpoint demo/checkpoints --workdir demo/work \
+		--out demo/report.html
+	@echo "The report: $(CURDIR)/demo/report.html (open it in a browser)"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

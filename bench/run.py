@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from dbn_backfill.measure import JobTiming, Sample, busy_seconds, job_timings, measure, tail
+from .measure import JobTiming, Sample, busy_seconds, job_timings, measure, tail
 
 PROJECT = Path(__file__).resolve().parent.parent
 BENCH = PROJECT / "bench"

@@ -6,6 +6,9 @@
                  [--fetch] [--databento-gateway URL] [--fetch-max-cost USD]
     dbn-backfill synth --out DIR --start ... --end ... --seed N [--layout ...]
     dbn-backfill show --db PATH [--symbol MGC]
+    dbn-backfill report --db PATH --out report.html [--checkpoint DIR] [--workdir DIR]
+                        [--symbol MGC]
+    dbn-backfill status --db PATH --checkpoint DIR [--symbol MGC] [--workdir DIR] [--json]
 
 The backfill command runs ``snakemake --cores N --config ...`` on the project's
 Snakefile, so a CLI run and a plain Snakemake run are the same run.
@@ -53,7 +56,7 @@ def backfill_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dbn-backfill",
         description="Backfill Databento DBN ohlcv-1m files into DuckDB bars_1m "
-        "(subcommands: synth, show).",
+        "(subcommands: synth, show, report, status).",
     )
     req = p.add_argument_group("required")
     req.add_argument("--db", required=True, help="DuckDB file")
@@ -202,6 +205,29 @@ def run_paths(argv: Sequence[str]) -> int:
     return 0
 
 
+def run_report(argv: Sequence[str]) -> int:
+    from dbn_backfill.views import report
+
+    parser = argparse.ArgumentParser(
+        prog="dbn-backfill report",
+        description="Write a self-contained HTML report of a backfill (charts embedded).",
+    )
+    report.add_arguments(parser)
+    return report.run(parser.parse_args(argv))
+
+
+def run_status(argv: Sequence[str]) -> int:
+    from dbn_backfill.views import status
+
+    parser = argparse.ArgumentParser(
+        prog="dbn-backfill status",
+        description="Show chunks, committed span and the last run, read-only; exit 1 when "
+        "something needs attention.",
+    )
+    status.add_arguments(parser)
+    return status.run(parser.parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "paths":
@@ -210,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_synth(argv[1:])
     if argv and argv[0] == "show":
         return run_show(argv[1:])
+    if argv and argv[0] == "report":
+        return run_report(argv[1:])
+    if argv and argv[0] == "status":
+        return run_status(argv[1:])
     return run_backfill(argv)
 
 

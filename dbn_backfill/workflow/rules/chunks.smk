@@ -11,10 +11,10 @@ rule build_chunks:
         bars=f"{ROOT}/batches/{{batch}}.bars.parquet",
         selection=f"{ROOT}/batches/{{batch}}.selection.parquet",
         manifest=f"{ROOT}/batches/{{batch}}.manifest.json",
-    wildcard_constraints:
-        batch=r"batch_\d{8}_\d{8}",
     log:
         f"{LOGS}/build_chunks/{{batch}}.log",
+    wildcard_constraints:
+        batch=r"batch_\d{8}_\d{8}",
     group:
         "build_chunks"
     conda:

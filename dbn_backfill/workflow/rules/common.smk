@@ -15,6 +15,7 @@ from dbn_backfill.runtime.plan import (
     describe_chunks,
     make_plan,
 )
+from dbn_backfill.views.runs import write_run_config
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -85,6 +86,7 @@ onstart:
         file=sys.stderr,
     )
     print(f"config snapshot: {config_snapshot(PLAN)}", file=sys.stderr)
+    write_run_config(Path(RUN), PLAN.run_id, PLAN.cfg)
 
 
 onsuccess:

@@ -9,10 +9,10 @@ rule decode_sources:
     output:
         parquet=f"{ROOT}/decoded/{{group}}.parquet",
         summary=f"{ROOT}/decoded/{{group}}.json",
-    wildcard_constraints:
-        group=r"\d{4}Q[1-4]",
     log:
         f"{LOGS}/decode_sources/{{group}}.log",
+    wildcard_constraints:
+        group=r"\d{4}Q[1-4]",
     group:
         "decode_sources"
     conda:

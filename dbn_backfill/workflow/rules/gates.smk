@@ -9,6 +9,8 @@ rule check_gates:
         report=gates_report(),
     log:
         f"{LOGS}/check_gates/{PLAN.run_id}.log",
+        # the results again: Snakemake removes a failed job's outputs but keeps its logs
+        results=f"{LOGS}/check_gates/{PLAN.run_id}.json",
     conda:
         "../envs/backfill.yaml"
     params:

@@ -19,9 +19,10 @@ def main() -> None:
         seed=snakemake.params.run_id,
     )
     log_results(results)
-    GatesReport(run_id=snakemake.params.run_id, db=str(cfg.db), gates=results).write(
-        Path(snakemake.output.report)
-    )
+    report = GatesReport(run_id=snakemake.params.run_id, db=str(cfg.db), gates=results)
+    report.write(Path(snakemake.output.report))
+    # kept when a gate fails (a log), for dbn-backfill status and report
+    report.write(Path(snakemake.log.results))
     raise_on_failure(results)
 
 

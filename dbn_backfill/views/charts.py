@@ -1,0 +1,401 @@
+"""The report's charts (matplotlib, Agg backend): PNG bytes from the report's frames.
+
+Three charts, each readable from three months to sixteen years of trade dates:
+
+* :func:`roll_overview` -- the selected contract per trade date as the number of days
+  until its contract month (a saw tooth: each roll is a jump up, a flip back to an
+  earlier expiry a jump down, marked red), the runner-up as grey dots, and below it the
+  selected contract's share of the top two contracts' volume (near ties marked).
+* :func:`roll_detail` -- the last trade dates (about a year) as a contract ladder:
+  one row per contract, named, so which contract was chosen on which day can be read.
+* :func:`bars_per_day` -- bars per trade date against the minutes of the CME session
+  (thin days marked), and the longest stretch of a session without a bar.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from dbn_backfill.views.report import THIN_FRACTION  # noqa: E402
+
+#: Share of the top two below which a trade date counts as a near tie.
+NEAR_TIE = 0.55
+#: Trade dates shown by the detail chart.
+DETAIL_DAYS = 260
+
+SELECTED = "#1f4e8c"
+RUNNER_UP = "#9a9a9a"
+FLIP = "#d62728"
+TIE = "#ff7f0e"
+
+
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render ``fig`` as PNG bytes and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _date_axis(ax: plt.Axes, first: pd.Timestamp, last: pd.Timestamp) -> None:
+    span_days = max((last - first).days, 1)
+    if span_days > 3 * 365:
+        ax.xaxis.set_major_locator(mdates.YearLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+        ax.xaxis.set_minor_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))
+    elif span_days > 200:
+        ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        ax.xaxis.set_minor_locator(mdates.MonthLocator())
+    elif span_days > 45:
+        ax.xaxis.set_major_locator(mdates.MonthLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        ax.xaxis.set_minor_locator(mdates.WeekdayLocator(byweekday=mdates.MO))
+    else:
+        ax.xaxis.set_major_locator(mdates.WeekdayLocator(byweekday=mdates.MO))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.xaxis.set_minor_locator(mdates.DayLocator())
+    pad = pd.Timedelta(days=max(1, span_days // 100))
+    ax.set_xlim(float(mdates.date2num(first - pad)), float(mdates.date2num(last + pad)))
+
+
+def _size(n: int, small: float, large: float) -> float:
+    """Marker size: ``large`` for a few months of trade dates, ``small`` for many years."""
+    if n <= 150:
+        return large
+    if n >= 1500:
+        return small
+    return large + (small - large) * (n - 150) / 1350
+
+
+def _empty(title: str) -> bytes:
+    fig = plt.figure(figsize=(10, 2))
+    fig.text(0.5, 0.5, f"{title}: no trade dates committed", ha="center", va="center")
+    return to_png(fig)
+
+
+def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes:
+    """The roll chart over the whole range (see the module docstring).
+
+    Args:
+        days: one row per trade date: ``trade_date`` (datetime64), ``source_symbol``,
+            ``days_to_month`` (of the selected contract), ``runner_up_days_to_month``
+            (NaN without runner-up), ``share_top2``.
+        rolls: one row per roll: ``trade_date``, ``from_symbol``, ``to_symbol``, ``kind``
+            (``roll`` or ``back to an earlier expiry``).
+    """
+    title = f"{symbol}: front contract per trade date"
+    if days.empty:
+        return _empty(title)
+    x = pd.DatetimeIndex(days["trade_date"])
+    first, last = x.min(), x.max()
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(14, 7.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1.4], "hspace": 0.08},
+        layout="constrained",
+    )
+    top.scatter(
+        x,
+        days["runner_up_days_to_month"],
+        s=_size(len(days), 3, 14),
+        color=RUNNER_UP,
+        alpha=0.6,
+        label="runner-up (second by volume)",
+        zorder=2,
+        linewidths=0,
+    )
+    top.step(
+        x,
+        days["days_to_month"],
+        where="post",
+        color=SELECTED,
+        linewidth=1.1,
+        label="selected contract",
+        zorder=3,
+    )
+    flips = rolls[rolls["kind"] != "roll"] if not rolls.empty else rolls
+    if not flips.empty:
+        at = days.set_index("trade_date")["days_to_month"]
+        fx = pd.DatetimeIndex(flips["trade_date"])
+        top.scatter(
+            fx,
+            at.reindex(fx).to_numpy(),
+            marker="v",
+            s=60,
+            color=FLIP,
+            zorder=4,
+            label="roll back to an earlier expiry",
+        )
+        for _, row in flips.head(12).iterrows():
+            top.annotate(
+                f"{row['from_symbol']}→{row['to_symbol']}\n{row['trade_date']:%Y-%m-%d}",
+                (row["trade_date"], at.get(row["trade_date"], 0)),
+                xytext=(8, 4),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=7,
+                color=FLIP,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": FLIP, "lw": 0.5},
+                zorder=5,
+            )
+    _label_segments(top, days)
+    top.set_ylabel("days from trade date\nto the contract month")
+    top.set_ylim(bottom=min(-5.0, float(np.nanmin(days["days_to_month"])) - 5))
+    top.grid(axis="y", alpha=0.3)
+    top.legend(loc="upper left", fontsize=8, ncols=3, framealpha=0.9)
+    n_rolls = len(rolls)
+    n_flips = len(flips)
+    top.set_title(
+        f"{title}: {len(days)} trade dates, {days['expiry'].nunique()} contracts, "
+        f"{n_rolls} rolls ({n_flips} back to an earlier expiry)",
+        fontsize=11,
+        loc="left",
+    )
+
+    share = days["share_top2"].to_numpy(dtype=float) * 100
+    bottom.plot(
+        x,
+        share,
+        color=SELECTED,
+        linewidth=0.6,
+        marker="o" if len(days) <= 400 else None,
+        markersize=2.5,
+        zorder=2,
+    )
+    tie = share < NEAR_TIE * 100
+    bottom.scatter(
+        x[tie],
+        share[tie],
+        s=10,
+        color=TIE,
+        zorder=3,
+        label=f"near tie (< {NEAR_TIE:.0%}): {int(tie.sum())} trade dates",
+    )
+    bottom.axhline(50, color="black", linewidth=0.6, linestyle=":")
+    lowest = float(np.nanmin(share)) if np.isfinite(share).any() else 50.0
+    bottom.set_ylim(min(45.0, lowest - 3), 101)
+    bottom.set_ylabel("selected share of\nthe top two's volume (%)")
+    bottom.grid(axis="y", alpha=0.3)
+    bottom.legend(loc="lower left", fontsize=8)
+    bottom.set_xlabel("trade date")
+    _date_axis(bottom, first, last)
+    return to_png(fig)
+
+
+def _label_segments(ax: plt.Axes, days: pd.DataFrame, max_labels: int = 28) -> None:
+    """Name the selected contract at the start of its segments, at most ``max_labels``."""
+    change = days["source_symbol"].ne(days["source_symbol"].shift())
+    starts = days[change]
+    step = max(1, math.ceil(len(starts) / max_labels))
+    first, last = days["trade_date"].min(), days["trade_date"].max()
+    near_end = first + (last - first) * 0.96
+    for _, row in starts.iloc[::step].iterrows():
+        ax.annotate(
+            str(row["source_symbol"]),
+            (row["trade_date"], row["days_to_month"]),
+            xytext=(2, 3),
+            textcoords="offset points",
+            fontsize=7,
+            color=SELECTED,
+            rotation=90 if step > 1 or len(starts) > 14 else 0,
+            ha="right" if row["trade_date"] > near_end else "left",
+            va="bottom",
+        )
+
+
+def roll_detail(
+    days: pd.DataFrame, rolls: pd.DataFrame, symbol: str, last_n: int = DETAIL_DAYS
+) -> bytes:
+    """The last ``last_n`` trade dates as a contract ladder with contract names.
+
+    Args:
+        days: as for :func:`roll_overview`, plus ``runner_up`` and ``expiry`` / ``runner_up_expiry``
+            (``YYYYMM`` integers ordering the contracts).
+    """
+    if days.empty:
+        return _empty(f"{symbol}: selected contract and runner-up")
+    part = days.tail(last_n).reset_index(drop=True)
+    which = f"last {len(part)}" if len(part) < len(days) else f"all {len(part)}"
+    title = f"{symbol}: selected contract and runner-up, {which} trade dates"
+    contracts = (
+        pd.concat(
+            [
+                part[["source_symbol", "expiry"]].rename(columns={"source_symbol": "c"}),
+                part[["runner_up", "runner_up_expiry"]]
+                .dropna()
+                .rename(columns={"runner_up": "c", "runner_up_expiry": "expiry"}),
+            ]
+        )
+        .drop_duplicates("c")
+        .sort_values(["expiry", "c"])
+    )
+    row_of = {c: i for i, c in enumerate(contracts["c"])}
+    height = min(10.0, 3.4 + 0.28 * len(row_of))
+    fig, ax = plt.subplots(figsize=(14, height), layout="constrained")
+    x = pd.DatetimeIndex(part["trade_date"])
+    share = part["share_top2"].to_numpy(dtype=float)
+    sel_y = part["source_symbol"].map(row_of).to_numpy(dtype=float)
+    points = ax.scatter(
+        x,
+        sel_y,
+        c=share * 100,
+        cmap="viridis_r",
+        vmin=50,
+        vmax=100,
+        s=22,
+        marker="s",
+        zorder=3,
+        label="selected (colour: share of the top two)",
+    )
+    has_runner = part["runner_up"].notna()
+    ax.scatter(
+        x[has_runner.to_numpy()],
+        part.loc[has_runner, "runner_up"].map(row_of).to_numpy(dtype=float),
+        facecolors="none",
+        edgecolors=RUNNER_UP,
+        s=18,
+        zorder=2,
+        label="runner-up",
+    )
+    tie = share < NEAR_TIE
+    if tie.any():
+        ax.scatter(
+            x[tie],
+            sel_y[tie],
+            marker="o",
+            s=90,
+            facecolors="none",
+            edgecolors=TIE,
+            linewidths=1.4,
+            zorder=4,
+            label=f"near tie (< {NEAR_TIE:.0%})",
+        )
+    shown = rolls[rolls["trade_date"] >= x.min()] if not rolls.empty else rolls
+    for _, row in shown.iterrows():
+        colour = FLIP if row["kind"] != "roll" else "black"
+        ax.axvline(row["trade_date"], color=colour, linewidth=0.6, alpha=0.5, zorder=1)
+        ax.annotate(
+            f"{row['to_symbol']} {row['trade_date']:%m-%d}",
+            (row["trade_date"], 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 3),
+            textcoords="offset points",
+            fontsize=7,
+            color=colour,
+            rotation=90,
+            ha="center",
+            va="bottom",
+            annotation_clip=False,
+        )
+    ax.set_yticks(range(len(row_of)), list(row_of))
+    ax.set_ylim(-0.7, len(row_of) - 0.3)
+    ax.set_ylabel("contract (ordered by expiry)")
+    ax.set_xlabel("trade date (vertical lines: rolls, red: back to an earlier expiry)")
+    ax.grid(axis="y", alpha=0.25)
+    ax.set_title(title, fontsize=11, loc="left", pad=64)
+    fig.legend(loc="outside lower center", fontsize=8, ncols=3)
+    fig.colorbar(points, ax=ax, pad=0.01, label="selected share of the top two (%)")
+    _date_axis(ax, x.min(), x.max())
+    return to_png(fig)
+
+
+def bars_per_day(days: pd.DataFrame, symbol: str, session_calendar: str) -> bytes:
+    """Bars per trade date against the CME session's minutes, and the longest hole.
+
+    Args:
+        days: one row per trade date: ``trade_date``, ``bars``, ``expected_minutes``,
+            ``coverage`` (bars / expected minutes), ``relative_coverage`` (coverage /
+            its local median), ``longest_hole`` (minutes), ``thin``.
+    """
+    title = f"{symbol}: bars per trade date (selected contract)"
+    if days.empty:
+        return _empty(title)
+    x = pd.DatetimeIndex(days["trade_date"])
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(14, 7.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1.6], "hspace": 0.08},
+        layout="constrained",
+    )
+    top.scatter(
+        x,
+        days["expected_minutes"],
+        marker="_",
+        s=30 if len(days) < 400 else 12,
+        color=RUNNER_UP,
+        linewidths=1,
+        label=f"minutes in the trade date's CME session(s) ({session_calendar})",
+        zorder=2,
+    )
+    thin = days["thin"].to_numpy(dtype=bool)
+    top.scatter(
+        x[~thin],
+        days.loc[~thin, "bars"],
+        s=_size(len(days), 5, 16),
+        color=SELECTED,
+        linewidths=0,
+        label="bars of the trade date",
+        zorder=3,
+    )
+    top.scatter(
+        x[thin],
+        days.loc[thin, "bars"],
+        s=22,
+        color=FLIP,
+        zorder=4,
+        label=f"thin day (coverage < {THIN_FRACTION:.0%} of the local median): {int(thin.sum())}",
+    )
+    worst = days[days["thin"]].nsmallest(5, "relative_coverage").sort_values("trade_date")
+    for i, (_, row) in enumerate(worst.iterrows()):
+        top.annotate(
+            f"{row['trade_date']:%Y-%m-%d}",
+            (row["trade_date"], row["bars"]),
+            xytext=(5, -12 - 9 * (i % 2)),
+            textcoords="offset points",
+            fontsize=7,
+            color=FLIP,
+        )
+    top.set_ylim(bottom=0)
+    top.set_ylabel("bars (1-minute) per trade date")
+    top.grid(axis="y", alpha=0.3)
+    median = float(np.nanmedian(days["coverage"])) if days["coverage"].notna().any() else 0.0
+    top.set_title(
+        f"{title}: {len(days)} trade dates, {int(days['bars'].sum()):,} bars, "
+        f"median coverage {median:.1%} of the session's minutes",
+        fontsize=11,
+        loc="left",
+    )
+    top.legend(loc="lower left", fontsize=8, ncols=3, framealpha=0.9)
+    hole = days["longest_hole"].to_numpy(dtype=float)
+    bottom.scatter(x, np.maximum(hole, 1), s=_size(len(days), 5, 16), color=SELECTED, linewidths=0)
+    bottom.scatter(x[thin], np.maximum(hole[thin], 1), s=18, color=FLIP)
+    positive = np.maximum(hole[~np.isnan(hole)], 1)
+    log = positive.size > 0 and positive.max() / positive.min() > 30
+    if log:
+        bottom.set_yscale("log")
+    else:
+        bottom.set_ylim(0, max(1.0, float(positive.max()) if positive.size else 1.0) * 1.1)
+    bottom.set_ylabel(
+        "longest stretch of a session\nwithout a bar (min" + (", log)" if log else ")")
+    )
+    bottom.grid(axis="y", alpha=0.3, which="both")
+    bottom.set_xlabel("trade date")
+    _date_axis(bottom, x.min(), x.max())
+    return to_png(fig)

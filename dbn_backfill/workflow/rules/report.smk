@@ -1,0 +1,47 @@
+# Database -> report: the HTML report of dbn_backfill.views.report, its charts and the gates,
+# flagged for Snakemake's own report. Not part of a plain run (it costs seconds): ask for
+# it by name, `snakemake ... backfill_report`, then `snakemake --report report.html ...
+# backfill_report`. Outputs have fixed names (the latest run's), so --report finds them.
+
+
+rule backfill_report:
+    input:
+        gates=gates_report(),
+        calendar=calendar_file(),
+    output:
+        html=report(
+            f"{ROOT}/report/report.html",
+            caption="../report/report.rst",
+            category="Backfill report",
+        ),
+        rolls=report(
+            f"{ROOT}/report/rolls.png",
+            caption="../report/rolls.rst",
+            category="Charts",
+        ),
+        rolls_detail=report(
+            f"{ROOT}/report/rolls_detail.png",
+            caption="../report/rolls_detail.rst",
+            category="Charts",
+        ),
+        bars=report(
+            f"{ROOT}/report/bars_per_day.png",
+            caption="../report/bars_per_day.rst",
+            category="Charts",
+        ),
+        gates=report(
+            f"{ROOT}/report/gates.json",
+            caption="../report/gates.rst",
+            category="Gates",
+        ),
+    log:
+        f"{LOGS}/backfill_report/{PLAN.run_id}.log",
+    localrule: True
+    conda:
+        "../envs/backfill.yaml"
+    params:
+        db=str(PLAN.cfg.db),
+        symbol=PLAN.cfg.symbol,
+        checkpoint=str(PLAN.cfg.checkpoint),
+    script:
+        "../scripts/write_report.py"
