@@ -9,7 +9,16 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
-from conftest import Bar, Run, business_days, day_bars, db_hash, fixture_file, write_bars
+from conftest import (
+    Bar,
+    Run,
+    business_days,
+    day_bars,
+    db_hash,
+    fixture_file,
+    read_table,
+    write_bars,
+)
 
 D = dt.date
 START, END = D(2024, 2, 5), D(2024, 2, 16)
@@ -41,6 +50,13 @@ def fresh(committed, tmp_path) -> Run:
         shutil.copytree(committed.root / name, tmp_path / name)
     shutil.copy(committed.db, tmp_path / committed.db.name)
     run = committed.with_(root=tmp_path, dbn=tmp_path / "dbn")
+    # the copy was backfilled from the copied files: its lineage names them
+    con = duckdb.connect(str(run.db))
+    con.execute(
+        "UPDATE bars_1m_chunk_sources SET path = replace(path, ?, ?)",
+        [str(committed.dbn.resolve()), str(run.dbn.resolve())],
+    )
+    con.close()
     return run
 
 
@@ -152,10 +168,15 @@ def test_conflicting_duplicates_across_files(fresh):
 
 
 def test_identical_duplicates_across_files_count_once(fresh):
-    write_bars(fresh.dbn / "overlap.dbn", day_bars("MGCJ4", 2, BAD_DAY, n=4, volume=30))
-    before = db_hash(fresh.db)
+    overlap = write_bars(fresh.dbn / "overlap.dbn", day_bars("MGCJ4", 2, BAD_DAY, n=4, volume=30))
+    bars, picks = read_table(fresh.db), read_table(fresh.db, "bars_1m_trade_dates")
+    commits = read_table(fresh.db, "bars_1m_chunks")
     fresh.run(check=True)
-    assert db_hash(fresh.db) == before
+    assert read_table(fresh.db).equals(bars)
+    assert read_table(fresh.db, "bars_1m_trade_dates").equals(picks)
+    assert read_table(fresh.db, "bars_1m_chunks").equals(commits)  # not committed again
+    # ... but its lineage names the new file too: its bars are also in that file
+    assert str(overlap.resolve()) in set(read_table(fresh.db, "bars_1m_chunk_sources")["path"])
 
 
 def test_two_ids_one_symbol_same_minute(fresh):

@@ -18,7 +18,8 @@ from dbn_backfill.config import from_mapping
 from dbn_backfill.gates.checks import run_gates
 from dbn_backfill.runtime.faults import KILL_ENV, POINTS
 from dbn_backfill.sampledata.synth import generate
-from dbn_backfill.sources.dbn_files import find_sources, read_header
+from dbn_backfill.sources.dbn_files import find_sources
+from dbn_backfill.sources.index import scan
 
 D = dt.date
 START, END = D(2024, 1, 2), D(2024, 2, 29)
@@ -126,7 +127,7 @@ def gates_on(db: Path, run: Run, calendar) -> dict[str, str]:
     results = run_gates(
         cfg=cfg,
         calendar=calendar,
-        headers=[read_header(p) for p in find_sources(run.dbn)],
+        sources=scan(find_sources(run.dbn), None, write=False),
         seed="t",
     )
     return {r.name: r.detail for r in results if not r.passed}

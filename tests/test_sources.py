@@ -105,23 +105,30 @@ def test_not_dbn(tmp_path):
         read_header(empty)
 
 
-def test_header_cache_reuses_unchanged_files_only(tmp_path, monkeypatch):
+def test_source_index_rereads_only_files_whose_fingerprint_moved(tmp_path, monkeypatch):
     import os
 
-    import dbn_backfill.runtime.plan as workflow
+    import dbn_backfill.sources.index as index
 
     a, b = tmp_path / "a.dbn.zst", tmp_path / "b.dbn"
     shutil.copy(OHLCV_1M[0], a)
     shutil.copy(OHLCV_1M[1], b)
-    cache = tmp_path / "cache" / "headers.json"
-    first = workflow.read_headers([a, b], cache)
-    assert cache.exists() and first == (read_header(a), read_header(b))
+    cache = tmp_path / "cache" / "sources.json"
+    first = index.scan([a, b], cache, write=True)
+    assert cache.exists() and [s.header for s in first] == [read_header(a), read_header(b)]
+    assert first[0].sha256 == index.file_sha256(a)
     calls: list[str] = []
-    real = workflow.read_header
-    monkeypatch.setattr(workflow, "read_header", lambda p: calls.append(p.name) or real(p))
-    assert workflow.read_headers([a, b], cache) == first
-    assert calls == []  # nothing re-read
+    real = index.read_header
+    monkeypatch.setattr(index, "read_header", lambda p: calls.append(p.name) or real(p))
+    assert index.scan([a, b], cache, write=True) == first
+    assert calls == []  # nothing re-read: one stat per file
+    old = b.stat()
     shutil.copy(fixture_file("dbn-repo.test_data.ohlcv-1h.dbn"), b)  # replaced in place
-    os.utime(b, ns=(1, 1))
-    again = workflow.read_headers([a, b], cache)
-    assert calls == ["b.dbn"] and again[1].schema == "ohlcv-1h"
+    os.utime(b, ns=(old.st_atime_ns, old.st_mtime_ns))  # its old mtime put back
+    again = index.scan([a, b], cache, write=True)
+    assert calls == ["b.dbn"] and again[1].header.schema == "ohlcv-1h"
+    assert again[1].sha256 == index.file_sha256(b) != first[1].sha256
+    calls.clear()
+    os.utime(b)  # touched: read again, same content
+    assert index.scan([a, b], cache, write=False)[1].sha256 == again[1].sha256
+    assert calls == ["b.dbn"]

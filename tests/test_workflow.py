@@ -138,7 +138,7 @@ def test_backfill_follows_the_contract(scenario, calendar):
     report = json.loads(
         next((run.workdir / "results" / "MGC" / "runs").glob("*/gates.json")).read_text()
     )
-    assert report["passed"] and len(report["gates"]) == 7
+    assert report["passed"] and len(report["gates"]) == 8
 
 
 def test_rerun_is_a_noop_and_range_change_keeps_outside_rows(scenario):

@@ -21,6 +21,7 @@ from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import GateError
 from dbn_backfill.runtime.faults import kill_point
 from dbn_backfill.sources.dbn_files import SourceHeader
+from dbn_backfill.sources.index import IndexedSource
 from dbn_backfill.store.database import connect, first_row, table_exists
 from dbn_backfill.store.schema import TABLE
 from dbn_backfill.tradedate import Calendar
@@ -56,13 +57,14 @@ def run_gates(
     *,
     cfg: BackfillConfig,
     calendar: Calendar,
-    headers: list[SourceHeader],
+    sources: list[IndexedSource],
     seed: str,
 ) -> list[GateResult]:
     """Run every gate on ``cfg.db`` (read-only) for the run's symbol and range.
 
     Args:
-        cfg: the run's settings; headers: the run's DBN sources (for the spot-check);
+        cfg: the run's settings; sources: the run's DBN files as they are now (header
+        and sha256: for the spot-check and the "sources unchanged" gate);
         seed: seeds the choice of spot-checked trade dates (the run id).
 
     Returns:
@@ -87,7 +89,9 @@ def run_gates(
             _gate_one_source_per_day(con),
             _gate_rows(con),
             _gate_completeness(con, calendar, symbol, start, end, expected_gaps),
+            _gate_sources_unchanged(con, symbol, start, end, sources),
         ]
+        headers = [s.header for s in sources]
         results.append(
             _gate_spot_check(con, calendar, symbol, start, end, headers, spot_check_days, seed)
         )
@@ -190,6 +194,36 @@ def _gate_completeness(
     if missing:
         detail += ": " + ", ".join(str(d) for d in missing[:20])
     return GateResult("completeness of [start, end]", not missing, detail)
+
+
+def _gate_sources_unchanged(
+    con: duckdb.DuckDBPyConnection,
+    symbol: str,
+    start: dt.date,
+    end: dt.date,
+    sources: list[IndexedSource],
+) -> GateResult:
+    """The sha256 the lineage holds for each source of the range's chunks is the
+    file's as it is now: a table that no longer matches its files fails."""
+    now = {str(s.path): s.sha256 for s in sources}
+    rows = con.execute(
+        "SELECT s.path, s.sha256, min(s.chunk_id) FROM bars_1m_chunk_sources s "
+        "JOIN bars_1m_chunks c USING (symbol, chunk_id) "
+        "WHERE c.symbol = ? AND c.chunk_end >= ? AND c.chunk_start <= ? GROUP BY ALL ORDER BY 1",
+        [symbol, start, end],
+    ).fetchall()
+    problems = []
+    for path, sha, chunk_id in rows:
+        if path not in now:
+            problems.append(f"{path} (lineage of {chunk_id}) is no longer among the sources")
+        elif now[path] != sha:
+            problems.append(
+                f"{path} (lineage of {chunk_id}) has sha256 {now[path]}, the lineage {sha}"
+            )
+    detail = f"{len(rows)} source files in the lineage of [{start}, {end}]"
+    if problems:
+        detail += f", {len(problems)} changed since committed: " + "; ".join(problems[:10])
+    return GateResult("sources unchanged", not problems, detail)
 
 
 def _gate_spot_check(

@@ -7,7 +7,6 @@ Everything here reads only headers and small files, never a bar, so
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_ch
 from dbn_backfill.config import BackfillConfig, check_writable, from_mapping
 from dbn_backfill.errors import CheckpointError, SourceError
 from dbn_backfill.runtime import lock
-from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources, read_header
+from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources
+from dbn_backfill.sources.index import IndexedSource, group_stamp, scan, write_if_changed
 from dbn_backfill.store import checkpoints
 from dbn_backfill.tradedate import Calendar, build_calendar
 
@@ -32,11 +32,25 @@ class Plan:
 
     cfg: BackfillConfig
     calendar: Calendar
-    headers: tuple[SourceHeader, ...]
+    sources: tuple[IndexedSource, ...]
     groups: dict[str, list[str]]
     group_spans: dict[str, tuple[dt.date, dt.date | None]]
     batches: tuple[Batch, ...]
     run_id: str
+
+    @property
+    def headers(self) -> tuple[SourceHeader, ...]:
+        return tuple(s.header for s in self.sources)
+
+    def group_stamp(self, group: str) -> str:
+        """What decode group ``group`` depends on (its files' paths and sha256)."""
+        members = set(self.groups[group])
+        return group_stamp([s for s in self.sources if str(s.path) in members])
+
+    def stamp_file(self, group: str) -> Path:
+        """The file whose modification time tells Snakemake that a group's content
+        changed: rewritten only when :meth:`group_stamp` changes."""
+        return Path(self.root) / "sources" / f"{group}.json"
 
     @property
     def root(self) -> str:
@@ -65,15 +79,18 @@ class Plan:
 def make_plan(
     config: dict[str, Any],
     run_id: str | None = None,
-    header_cache: Path | None = None,
+    source_index: Path | None = None,
+    write_index: bool = False,
     allow_no_sources: bool = False,
 ) -> Plan:
     """Check the settings and sources and plan the run (see :class:`Plan`).
 
-    ``header_cache`` (a JSON file) keeps the headers of unchanged files (same path,
-    size and modification time) between runs, so planning thousands of daily files
-    does not re-open each of them; every header is still checked, and decoding
-    re-reads the real header of every file it decodes.
+    ``source_index`` (:mod:`dbn_backfill.sources.index`, a JSON file of the work
+    directory) keeps the header and sha256 of every file whose fingerprint (size,
+    mtime, ctime, inode) has not moved, so planning thousands of daily files stats
+    them instead of reading them; ``write_index`` saves it (the main process only).
+    Every header is still checked, and decoding re-reads the real header of every
+    file it decodes.
 
     ``allow_no_sources`` plans a missing or empty ``dbn`` folder as holding no file
     (a dry run with ``fetch``, which downloads nothing).
@@ -91,7 +108,8 @@ def make_plan(
         if not allow_no_sources or (cfg.dbn.exists() and not cfg.dbn.is_dir()):
             raise
         paths = []
-    headers = read_headers(paths, header_cache)
+    sources = tuple(scan(paths, source_index, write=write_index))
+    headers = tuple(s.header for s in sources)
     for header in headers:
         check_header(header, cfg.dataset)
     groups: dict[str, list[str]] = {}
@@ -108,7 +126,7 @@ def make_plan(
     return Plan(
         cfg=cfg,
         calendar=calendar,
-        headers=headers,
+        sources=sources,
         groups=groups,
         group_spans=spans,
         batches=tuple(batches),
@@ -116,36 +134,19 @@ def make_plan(
     )
 
 
-def read_headers(paths: list[Path], cache: Path | None) -> tuple[SourceHeader, ...]:
-    """Headers of ``paths``, from ``cache`` where the file is unchanged (see make_plan)."""
-    known: dict[str, dict[str, Any]] = {}
-    if cache is not None and cache.exists():
-        try:
-            known = dict(json.loads(cache.read_text()))
-        except (OSError, ValueError):
-            known = {}
-    fresh: dict[str, dict[str, Any]] = {}
-    headers = []
-    for path in paths:
-        stat = path.stat()
-        key = str(path)
-        entry = known.get(key)
-        if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
-            header = SourceHeader(path=path, **entry["header"])
-        else:
-            header = read_header(path)
-        headers.append(header)
-        fields = {k: v for k, v in vars(header).items() if k != "path"}
-        fresh[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header": fields}
-    if cache is not None and fresh != known:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(fresh))
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # a cache only: planning already has what it needs
-    return tuple(headers)
+def read_headers(
+    paths: list[Path], source_index: Path | None, write: bool = False
+) -> tuple[SourceHeader, ...]:
+    """Headers of ``paths``, from ``source_index`` where the file is unchanged."""
+    return tuple(s.header for s in scan(paths, source_index, write=write))
+
+
+def write_group_stamps(plan: Plan) -> list[str]:
+    """Rewrite the stamp of every decode group whose content changed (see
+    :meth:`Plan.stamp_file`); returns those groups."""
+    return [
+        g for g in sorted(plan.groups) if write_if_changed(plan.stamp_file(g), plan.group_stamp(g))
+    ]
 
 
 def config_snapshot(plan: Plan) -> dict[str, str]:

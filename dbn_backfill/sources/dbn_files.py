@@ -36,7 +36,8 @@ class SourceHeader:
     Attributes:
         path: the file.
         version: DBN version as written in the file (1, 2 or 3).
-        dataset, schema, stype_out: metadata fields as strings.
+        dataset, schema, stype_in, stype_out: metadata fields as strings (``stype_in``
+            is ``"none"`` when the header leaves it undefined, as for mixed symbology).
         start_ns: first nanosecond the file covers (UTC).
         end_ns: exclusive end, or None when the header leaves it undefined.
     """
@@ -45,6 +46,7 @@ class SourceHeader:
     version: int
     dataset: str
     schema: str
+    stype_in: str
     stype_out: str
     start_ns: int
     end_ns: int | None
@@ -230,14 +232,21 @@ def read_header(path: Path) -> SourceHeader:
         version=int(version),
         dataset=str(metadata.dataset),
         schema=_enum_str(metadata.schema),
+        stype_in=_enum_str(metadata.stype_in),
         stype_out=_enum_str(metadata.stype_out),
         start_ns=int(metadata.start),
         end_ns=None if end is None or int(end) == UNDEF_TIMESTAMP else int(end),
     )
 
 
+#: Input symbologies whose mappings name each record's contract (contract section 1).
+CONTRACT_STYPES_IN = ("raw_symbol", "parent")
+
+
 def check_header(header: SourceHeader, dataset: str) -> None:
-    """Section 1: schema ``ohlcv-1m``, the configured dataset, ``stype_out`` instrument_id.
+    """Section 1: schema ``ohlcv-1m``, the configured dataset, ``stype_out`` instrument_id,
+    ``stype_in`` raw_symbol or parent (a ``continuous`` or ``instrument_id`` request
+    cannot name its records' contracts).
 
     Raises:
         SourceError: naming the file and what it found.
@@ -247,6 +256,12 @@ def check_header(header: SourceHeader, dataset: str) -> None:
         problems.append(f"schema is {header.schema!r}, expected 'ohlcv-1m'")
     if header.dataset != dataset:
         problems.append(f"dataset is {header.dataset!r}, expected {dataset!r}")
+    if header.stype_in not in CONTRACT_STYPES_IN:
+        problems.append(
+            f"stype_in is {header.stype_in!r}, expected 'raw_symbol' or 'parent' (a file "
+            "requested with continuous or instrument_id symbology cannot name the contracts "
+            "of its records; contract section 1)"
+        )
     if header.stype_out != "instrument_id":
         problems.append(f"stype_out is {header.stype_out!r}, expected 'instrument_id'")
     if problems:

@@ -129,7 +129,11 @@ def merge(
             if checkpoints.read(checkpoint_dir, chunk.chunk_id) is None:
                 checkpoints.write(checkpoint_dir, _pending(chunk, symbol))
         committed = _committed_hashes(con, symbol)
+        lineage = _committed_sources(con, symbol)
         for chunk in chunks:
+            previous = committed.get(chunk.chunk_id)
+            if previous is not None and previous[0] == chunk.manifest.content_hash:
+                _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
             _merge_one(
                 con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
             )
@@ -167,6 +171,18 @@ def _committed_hashes(
         [symbol],
     ).fetchall()
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _committed_sources(
+    con: duckdb.DuckDBPyConnection, symbol: str
+) -> dict[str, list[tuple[str, str]]]:
+    """``chunk_id -> [(path, sha256)]`` of the source lineage of every committed chunk."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for chunk_id, path, sha in con.execute(
+        "SELECT chunk_id, path, sha256 FROM bars_1m_chunk_sources WHERE symbol = ?", [symbol]
+    ).fetchall():
+        out.setdefault(str(chunk_id), []).append((str(path), str(sha)))
+    return out
 
 
 def _merge_one(
@@ -264,6 +280,57 @@ def _merge_one(
     )
 
 
+def _refresh_sources(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    symbol: str,
+    sources: dict[str, FileSummary],
+    have: list[tuple[str, str]],
+) -> None:
+    """A chunk whose content is unchanged keeps its rows and commit time, but its
+    source lineage follows the files as they are now (a duplicate file removed, a file
+    replaced by one with the same bars): rewritten, in its own transaction, when the
+    files or their sha256 differ from what the lineage holds."""
+    want = sorted((path, _source(chunk, sources, path).sha256) for path in chunk.manifest.sources)
+    if chunk.manifest.status != "ok" or want == sorted(have):
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "DELETE FROM bars_1m_chunk_sources WHERE symbol = ? AND chunk_id = ?",
+            [symbol, chunk.chunk_id],
+        )
+        _insert_sources(con, chunk, symbol, sources)
+        con.execute("COMMIT")
+    except Exception:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    log.info("chunk %s: content unchanged, source lineage now %s", chunk.chunk_id, want)
+
+
+def _source(chunk: ChunkInput, sources: dict[str, FileSummary], path: str) -> FileSummary:
+    meta = sources.get(path)
+    if meta is None:
+        raise BackfillError(f"chunk {chunk.chunk_id}: no decode summary for source {path}")
+    return meta
+
+
+def _insert_sources(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    symbol: str,
+    sources: dict[str, FileSummary],
+) -> None:
+    rows: list[Any] = []
+    for path in chunk.manifest.sources:
+        meta = _source(chunk, sources, path)
+        rows += [symbol, chunk.chunk_id, path, meta.size, meta.sha256]
+    if rows:
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * (len(rows) // 5))
+        con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows)
+
+
 _SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
 _BARS: dict[Path, pq.ParquetFile] = {}
 
@@ -340,12 +407,4 @@ def _write_lineage(
             run_id,
         ],
     )
-    rows_of_sources = []
-    for path in chunk.manifest.sources:
-        meta = sources.get(path)
-        if meta is None:
-            raise BackfillError(f"chunk {chunk.chunk_id}: no decode summary for source {path}")
-        rows_of_sources += [symbol, chunk.chunk_id, path, meta.size, meta.sha256]
-    if rows_of_sources:
-        values = ", ".join(["(?, ?, ?, ?, ?)"] * (len(rows_of_sources) // 5))
-        con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows_of_sources)
+    _insert_sources(con, chunk, symbol, sources)

@@ -14,6 +14,7 @@ from dbn_backfill.runtime.plan import (
     config_snapshot,
     describe_chunks,
     make_plan,
+    write_group_stamps,
 )
 from dbn_backfill.views.runs import write_run_config
 
@@ -21,22 +22,30 @@ validate(config, "../schemas/config.schema.yaml")
 
 RUN_STARTED = time.time()
 DRY_RUN = workflow.output_settings.dryrun
-HEADER_CACHE = None if DRY_RUN else Path(".dbn-backfill") / "headers.json"
+# what every DBN file held when last seen (fingerprint, header, sha256): only the main
+# process of a real run writes it
+SOURCE_INDEX = Path(".dbn-backfill") / "sources.json"
+WRITES = workflow.is_main_process and not DRY_RUN
 try:
     # fetch: true downloads the missing days before the plan reads the headers
     FETCHING = workflow.is_main_process and fetch_from_config(
-        config, dry_run=DRY_RUN, header_cache=HEADER_CACHE
+        config, dry_run=DRY_RUN, header_cache=SOURCE_INDEX
     )
     PLAN = make_plan(
         config,
         run_id=config.get("run_id"),
-        header_cache=HEADER_CACHE,
+        source_index=SOURCE_INDEX,
+        write_index=WRITES,
         allow_no_sources=FETCHING and DRY_RUN,
     )
-    if workflow.is_main_process and workflow.output_settings.dryrun:
+    if workflow.is_main_process and DRY_RUN:
         print(describe_chunks(PLAN), file=sys.stderr)
-    if workflow.is_main_process and not workflow.output_settings.dryrun:
+    if WRITES:
         check_before_run(PLAN, Path.cwd())
+    if workflow.is_main_process:
+        # also in a dry run, so that -n shows the decodes a changed file reruns
+        write_group_stamps(PLAN)
+    if WRITES:
         daemonize_scheduler_timers()
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
@@ -50,8 +59,10 @@ def calendar_file():
     return f"{ROOT}/calendar.json"
 
 
-def decoded_files(wildcards):
-    return PLAN.groups[wildcards.group]
+def group_stamp_file(wildcards):
+    """A decode group's content stamp: its input, instead of the DBN files themselves,
+    so that what reruns a decode is a change of content, never a bare mtime."""
+    return str(PLAN.stamp_file(wildcards.group))
 
 
 def batch_decoded(wildcards):

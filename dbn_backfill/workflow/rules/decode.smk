@@ -4,7 +4,7 @@
 
 rule decode_sources:
     input:
-        dbn=decoded_files,
+        stamp=group_stamp_file,
         calendar=calendar_file(),
     output:
         parquet=f"{ROOT}/decoded/{{group}}.parquet",
@@ -18,6 +18,7 @@ rule decode_sources:
     conda:
         "../envs/backfill.yaml"
     params:
+        dbn=lambda wildcards: PLAN.groups[wildcards.group],
         # only what the step needs: a changed param re-runs the job (rerun trigger)
         symbol=PLAN.cfg.symbol,
         dataset=PLAN.cfg.dataset,

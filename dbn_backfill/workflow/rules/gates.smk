@@ -15,7 +15,7 @@ rule check_gates:
         "../envs/backfill.yaml"
     params:
         cfg=PLAN.cfg,
-        sources=[str(h.path) for h in PLAN.headers],
+        sources=list(PLAN.sources),
         run_id=PLAN.run_id,
     script:
         "../scripts/check_gates.py"

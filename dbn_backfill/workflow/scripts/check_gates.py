@@ -6,7 +6,6 @@ from dbn_backfill.artifacts import GatesReport
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.gates.checks import log_results, raise_on_failure, run_gates
 from dbn_backfill.runtime.step import run_step
-from dbn_backfill.sources.dbn_files import read_header
 from dbn_backfill.tradedate import Calendar
 
 
@@ -15,7 +14,7 @@ def main() -> None:
     results = run_gates(
         cfg=cfg,
         calendar=Calendar.load(Path(snakemake.input.calendar)),
-        headers=[read_header(Path(p)) for p in snakemake.params.sources],
+        sources=list(snakemake.params.sources),
         seed=snakemake.params.run_id,
     )
     log_results(results)

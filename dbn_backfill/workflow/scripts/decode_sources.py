@@ -9,7 +9,7 @@ from dbn_backfill.tradedate import Calendar
 
 def main() -> None:
     decode_group(
-        [Path(p) for p in snakemake.input.dbn],
+        [Path(p) for p in snakemake.params.dbn],
         snakemake.wildcards.group,
         Path(snakemake.output.parquet),
         Path(snakemake.output.summary),
