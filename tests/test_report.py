@@ -236,7 +236,7 @@ def test_gates_runs_settings_and_versions(page, backfill):
     gates_file = next((backfill.workdir / "results" / "MGC" / "runs").glob("*/gates.json"))
     gates = json.loads(gates_file.read_text())["gates"]
     rows = parsed.tables["gates"]
-    assert [r[0] for r in rows[1:]] == [g["name"] for g in gates] and len(gates) == 7
+    assert [r[0] for r in rows[1:]] == [g["name"] for g in gates] and len(gates) == 8
     assert all(r[1] == "PASS" for r in rows[1:])
     assert rows[-1][0] == "spot-check against DBN" and "checked" in rows[-1][2]
     runs = parsed.tables["runs"]

@@ -122,7 +122,7 @@ def test_clean_run_is_ok_and_json_matches(committed):
     assert last_run["run_id"] == run_dir.name and last_run["range"] == [str(START), str(END)]
     assert last_run["merge"]["chunks_committed"] == chunks
     assert last_run["merge"]["rows_inserted"] == rows
-    assert last_run["gates"]["passed"] is True and len(last_run["gates"]["gates"]) == 7
+    assert last_run["gates"]["passed"] is True and len(last_run["gates"]["gates"]) == 8
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[bytes, int, int]]:
