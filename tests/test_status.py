@@ -105,7 +105,7 @@ def test_clean_run_is_ok_and_json_matches(committed):
     assert f"trade dates {first} .. {last}" in text and f"{rows:,} rows in {chunks} chunks" in text
     assert "business days without bars in that span: none" in text
     assert f"merge: committed {chunks}, skipped 0, failed 0, {rows:,} rows" in text
-    assert "gates: passed (7/7)" in text and "needs attention" not in text
+    assert "gates: passed (8/8)" in text and "needs attention" not in text
 
     code, js = status_json(committed)
     assert code == 0
@@ -272,7 +272,7 @@ def test_failed_gate_needs_attention(fresh):
     assert "honesty gates failed" in proc.stderr
     text = status(fresh)
     assert text.returncode == 1, text.stdout
-    assert "gates: FAILED (6/7" in text.stdout
+    assert "gates: FAILED (7/8" in text.stdout
     assert "FAIL every row satisfies section 4: 1 rows break section 4" in text.stdout
     code, js = status_json(fresh)
     assert code == 1 and js["last_run"]["gates"]["passed"] is False

@@ -20,6 +20,7 @@ from dbn_backfill.artifacts import GateResult
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import GateError
 from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.sources.dbn_files import SourceHeader
 from dbn_backfill.sources.index import IndexedSource
 from dbn_backfill.store.database import connect, first_row, table_exists
@@ -297,10 +298,12 @@ def recount_from_dbn(
     bounds = [calendar.session_bounds_utc(d, d) for d in days]
     edges = np.array([t.value for lo, hi in bounds for t in (lo, hi)], dtype="int64")
     last_end = int(edges.max())
-    for header in headers:
-        span = header_trade_span(header, calendar)
-        if not any(overlaps(span, d, d) for d in days):
-            continue
+    to_read = [
+        h for h in headers if any(overlaps(header_trade_span(h, calendar), d, d) for d in days)
+    ]
+    progress = Progress(f"gates: spot-check of {len(days)} trade dates", len(to_read), "files")
+    for done, header in enumerate(to_read):
+        progress.update(done)
         with DbnReader(header.path) as reader:
             imap = InstrumentMap()
             imap.insert_metadata(reader.metadata())
@@ -332,6 +335,7 @@ def recount_from_dbn(
                 previous = int(ts_all[-1])
                 if in_order and previous >= last_end:
                     break
+    progress.finish(len(to_read))
     return {d: len(s) for d, s in stamps.items()}
 
 
@@ -339,7 +343,11 @@ def log_results(results: list[GateResult]) -> None:
     """One log line per gate: its name, PASS or FAIL, and what it found."""
     for result in results:
         log.info(
-            "gate %-45s %s: %s", result.name, "PASS" if result.passed else "FAIL", result.detail
+            "gate %-45s %s: %s",
+            result.name,
+            "PASS" if result.passed else "FAIL",
+            result.detail,
+            extra={"console": True},
         )
 
 

@@ -11,13 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.runtime.progress import on_console
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(log_file: str | Path | None) -> None:
-    """Log to ``log_file`` (the rule's ``log:``) and to stderr."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log everything to ``log_file`` (the rule's ``log:``); on stderr only warnings,
+    errors, progress lines and the step's start and end (:func:`progress.on_console`).
+    Without a log file everything goes to stderr."""
+    console = logging.StreamHandler(sys.stderr)
+    if log_file:
+        console.addFilter(on_console)
+    handlers: list[logging.Handler] = [console]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w"))
@@ -31,7 +37,7 @@ def run_step(name: str, snakemake: Any, body: Callable[[], None]) -> None:
     setup_logging(log_file)
     log = logging.getLogger(f"dbn_backfill.{name}")
     started = time.monotonic()
-    log.info("start %s", name)
+    log.info("start %s", name, extra={"console": True})
     try:
         body()
     except BackfillError as exc:
@@ -40,4 +46,4 @@ def run_step(name: str, snakemake: Any, body: Callable[[], None]) -> None:
     except Exception:
         log.exception("%s crashed", name)
         sys.exit(1)
-    log.info("end %s (%.2f s)", name, time.monotonic() - started)
+    log.info("end %s (%.2f s)", name, time.monotonic() - started, extra={"console": True})

@@ -123,6 +123,11 @@ class DbnReader:
         self.close()
 
     @property
+    def bytes_read(self) -> int:
+        """Bytes of the file (compressed, as stored) read so far."""
+        return self._handle.tell()
+
+    @property
     def sha256(self) -> str:
         return self._sha.hexdigest()
 

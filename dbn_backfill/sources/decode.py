@@ -22,6 +22,7 @@ from dbn_backfill.artifacts import DecodeSummary, FileSummary
 from dbn_backfill.chunks.contracts import outright_pattern
 from dbn_backfill.errors import SourceError
 from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.sources.dbn_files import UNDEF_TIMESTAMP, DbnReader, check_header, read_header
 from dbn_backfill.tradedate import NS_PER_DAY, Calendar
 
@@ -77,10 +78,15 @@ def decode_group(
         use_dictionary=["source", "raw_symbol"],
         write_statistics=["trade_date"],
     ) as writer:
+        progress = Progress(f"decode {group}", sum(Path(p).stat().st_size for p in paths), "bytes")
+        done = 0
         for path in paths:
             summary.files.append(
-                _decode_file(Path(path), writer, pattern, symbol, dataset, calendar)
+                _decode_file(Path(path), writer, pattern, symbol, dataset, calendar, progress, done)
             )
+            done += summary.files[-1].size
+        records = sum(f.records for f in summary.files)
+        progress.finish(done, f"{records:,} records of {len(paths)} files")
     tmp.replace(out_parquet)
     summary.write(out_summary)
     return summary
@@ -93,6 +99,8 @@ def _decode_file(
     symbol: str,
     dataset: str,
     calendar: Calendar,
+    progress: Progress,
+    done_before: int,
 ) -> FileSummary:
     check_header(read_header(path), dataset)
     with DbnReader(path) as reader:
@@ -111,6 +119,9 @@ def _decode_file(
             summary.spread += counts["spread"]
             summary.other += counts["other"]
             summary.unresolved += counts["unresolved"]
+            progress.update(
+                done_before + reader.bytes_read, f"{summary.records:,} records of {path.name}"
+            )
             if kept is None:
                 continue
             records, symbols = kept

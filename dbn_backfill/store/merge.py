@@ -25,6 +25,7 @@ from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileS
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import BackfillError, CompletenessError
 from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import connect, ensure_tables, first_row
 from dbn_backfill.store.schema import SELECTION_SCHEMA
@@ -130,13 +131,16 @@ def merge(
                 checkpoints.write(checkpoint_dir, _pending(chunk, symbol))
         committed = _committed_hashes(con, symbol)
         lineage = _committed_sources(con, symbol)
-        for chunk in chunks:
+        progress = Progress("merge", len(chunks), "chunks")
+        for done, chunk in enumerate(chunks, start=1):
             previous = committed.get(chunk.chunk_id)
             if previous is not None and previous[0] == chunk.manifest.content_hash:
                 _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
             _merge_one(
                 con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
             )
+            progress.update(done, _merge_figures(report))
+        progress.finish(len(chunks), _merge_figures(report))
     finally:
         con.close()
         report.seconds = time.monotonic() - started
@@ -151,6 +155,13 @@ def merge(
             "committed): " + " | ".join(details)
         )
     return report
+
+
+def _merge_figures(report: MergeReport) -> str:
+    return (
+        f"{len(report.committed)} committed ({report.rows_inserted:,} rows), "
+        f"{len(report.skipped)} unchanged, {len(report.failed)} failed"
+    )
 
 
 def _pending(chunk: ChunkInput, symbol: str) -> Checkpoint:

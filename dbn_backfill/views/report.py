@@ -40,9 +40,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.chunks.contracts import expiry_key, is_outright
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, table_exists
 from dbn_backfill.tradedate import Calendar, build_calendar
 from dbn_backfill.views.runs import RunRecord, latest_gates, latest_run, list_runs, package_versions

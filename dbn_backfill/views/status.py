@@ -28,8 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, first_row, table_exists
 from dbn_backfill.tradedate import Calendar
 from dbn_backfill.views.runs import RunRecord, latest_run
