@@ -6,13 +6,20 @@ order and in one transaction: delete the symbol's rows of the chunk's trade-date
 range (a ``ts_utc`` range, so DuckDB prunes by zone maps), insert the chunk,
 check inserted == expected, write the lineage, commit, mark the checkpoint done.
 A chunk whose content hash is already committed is skipped without writing.
+
+Faults: a chunk whose transaction fails rolls back and its checkpoint says
+``failed`` with the error and its ``error_kind``: ``environment`` for the machine's
+faults (disk full, an I/O error, a read-only file), which the next run retries
+without ``retry_failed``, ``data`` otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +193,7 @@ def _merge_one(
         report.failed.append(chunk.chunk_id)
         state.status = "failed"
         state.error = entry.error
+        state.error_kind = "data"
         state.finished_at = checkpoints.now()
         state.last_ts_event = entry.last_ts_event
         state.source = list(entry.sources)
@@ -209,6 +217,7 @@ def _merge_one(
     state.started_at = checkpoints.now()
     state.finished_at = None
     state.error = None
+    state.error_kind = None
     state.source = list(entry.sources)
     state.rows_written = 0
     checkpoints.write(checkpoint_dir, state)
@@ -245,10 +254,17 @@ def _merge_one(
             con.execute("ROLLBACK")
         state.status = "failed"
         state.error = f"{type(exc).__name__}: {exc}"
+        state.error_kind = error_kind(exc)
         state.finished_at = checkpoints.now()
         checkpoints.write(checkpoint_dir, state)
         log.exception("chunk %s rolled back", chunk.chunk_id)
-        raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}") from exc
+        hint = ""
+        if state.error_kind == "environment":
+            hint = (
+                " (the machine's fault, not the data's: fix it, e.g. free disk space, and "
+                "rerun the same command; committed chunks are kept, no --retry-failed needed)"
+            )
+        raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}{hint}") from exc
     if report.committed:
         kill_point("merge_after_commit")
     state.status = "done"
@@ -262,6 +278,33 @@ def _merge_one(
     log.info(
         "chunk %s (%s..%s) committed: %d rows", chunk.chunk_id, chunk.first, chunk.last, expected
     )
+
+
+#: OS errors a chunk's transaction can meet that are the machine's fault, as DuckDB
+#: words them inside its own exceptions (e.g. "Could not write file ...: No space
+#: left on device").
+_ENVIRONMENT_ERRORS = tuple(
+    os.strerror(code)
+    for code in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EIO,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOMEM,
+    )
+)
+
+
+def error_kind(exc: BaseException) -> str:
+    """``environment`` when ``exc`` is the machine's fault (an OS or DuckDB I/O error,
+    out of memory), else ``data``: see :data:`dbn_backfill.artifacts.ERROR_KINDS`."""
+    if isinstance(exc, OSError | duckdb.IOException | duckdb.OutOfMemoryException):
+        return "environment"
+    text = str(exc)
+    return "environment" if any(message in text for message in _ENVIRONMENT_ERRORS) else "data"
 
 
 _SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
