@@ -41,3 +41,11 @@ class LockError(BackfillError):
 
 class GateError(BackfillError):
     """An honesty gate failed (section 9)."""
+
+
+class Interrupted(BackfillError):
+    """The run got SIGTERM or SIGINT; the chunk in flight rolled back."""
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name

@@ -10,7 +10,9 @@ A chunk whose content hash is already committed is skipped without writing.
 Faults: a chunk whose transaction fails rolls back and its checkpoint says
 ``failed`` with the error and its ``error_kind``: ``environment`` for the machine's
 faults (disk full, an I/O error, a read-only file), which the next run retries
-without ``retry_failed``, ``data`` otherwise.
+without ``retry_failed``, ``data`` otherwise. SIGTERM and SIGINT only set a flag
+while the merge runs: the chunk in flight rolls back (checkpoint ``failed``,
+``environment``, "interrupted by ...") and the merge stops with :class:`Interrupted`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import datetime as dt
 import errno
 import logging
 import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,8 @@ import pyarrow.parquet as pq
 
 from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileSummary, MergeReport
 from dbn_backfill.config import BackfillConfig
-from dbn_backfill.errors import BackfillError, CompletenessError
-from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.errors import BackfillError, CompletenessError, Interrupted
+from dbn_backfill.runtime.faults import kill_point, slow_merge
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import connect, ensure_tables, first_row
 from dbn_backfill.store.schema import SELECTION_SCHEMA
@@ -136,10 +140,20 @@ def merge(
             if checkpoints.read(checkpoint_dir, chunk.chunk_id) is None:
                 checkpoints.write(checkpoint_dir, _pending(chunk, symbol))
         committed = _committed_hashes(con, symbol)
-        for chunk in chunks:
-            _merge_one(
-                con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
-            )
+        with _SIGNALS.catching():
+            for chunk in chunks:
+                _SIGNALS.check()
+                _merge_one(
+                    con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
+                )
+    except Interrupted as exc:
+        raise Interrupted(
+            f"interrupted by {exc.signal_name} during merge_chunks; "
+            f"{len(report.committed)} chunks committed by this run "
+            f"({len(report.skipped)} were committed before), any chunk in flight rolled back; "
+            "rerun the same command to resume",
+            exc.signal_name,
+        ) from None
     finally:
         con.close()
         report.seconds = time.monotonic() - started
@@ -246,6 +260,8 @@ def _merge_one(
             )
         committed_at = dt.datetime.now(dt.UTC)
         _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at)
+        slow_merge()
+        _SIGNALS.check()
         if report.committed:
             kill_point("merge_in_transaction")
         con.execute("COMMIT")
@@ -257,6 +273,9 @@ def _merge_one(
         state.error_kind = error_kind(exc)
         state.finished_at = checkpoints.now()
         checkpoints.write(checkpoint_dir, state)
+        if isinstance(exc, Interrupted):
+            log.error("chunk %s rolled back: %s", chunk.chunk_id, exc)
+            raise
         log.exception("chunk %s rolled back", chunk.chunk_id)
         hint = ""
         if state.error_kind == "environment":
@@ -300,12 +319,45 @@ _ENVIRONMENT_ERRORS = tuple(
 
 def error_kind(exc: BaseException) -> str:
     """``environment`` when ``exc`` is the machine's fault (an OS or DuckDB I/O error,
-    out of memory), else ``data``: see :data:`dbn_backfill.artifacts.ERROR_KINDS`."""
-    if isinstance(exc, OSError | duckdb.IOException | duckdb.OutOfMemoryException):
+    out of memory, a signal), else ``data``: see :data:`dbn_backfill.artifacts.ERROR_KINDS`."""
+    if isinstance(exc, OSError | Interrupted | duckdb.IOException | duckdb.OutOfMemoryException):
         return "environment"
     text = str(exc)
     return "environment" if any(message in text for message in _ENVIRONMENT_ERRORS) else "data"
 
+
+class _SignalFlag:
+    """SIGTERM and SIGINT, while :meth:`catching`, only record the signal; the merge
+    calls :meth:`check` where stopping is safe (before a chunk, before a COMMIT)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    @contextlib.contextmanager
+    def catching(self) -> Iterator[None]:
+        self.name = None
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: leave as is
+                previous[sig] = signal.signal(sig, self._record)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.name = self.name or signal.Signals(signum).name
+
+    def check(self) -> None:
+        """Raises: Interrupted: a signal arrived."""
+        if self.name:
+            raise Interrupted(
+                f"interrupted by {self.name} during merge_chunks; rolled back", self.name
+            )
+
+
+_SIGNALS = _SignalFlag()
 
 _SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
 _BARS: dict[Path, pq.ParquetFile] = {}

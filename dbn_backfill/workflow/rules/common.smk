@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.runtime.signals import make_sigterm_reentrant
 from dbn_backfill.runtime.summary import daemonize_scheduler_timers, print_summary
 from dbn_backfill.runtime.plan import (
     check_before_run,
@@ -33,6 +34,7 @@ try:
     if workflow.is_main_process and not workflow.output_settings.dryrun:
         check_before_run(PLAN, Path.cwd())
         daemonize_scheduler_timers()
+        make_sigterm_reentrant()
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
