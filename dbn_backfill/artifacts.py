@@ -30,6 +30,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 CHECKPOINT_STATUSES = ("pending", "in_progress", "done", "failed")
+#: Why a ``failed`` chunk failed: its data broke a rule (a rerun needs ``retry_failed``),
+#: or its environment failed it (disk full, I/O error, a signal: a rerun retries it).
+ERROR_KINDS = ("data", "environment")
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -129,7 +132,8 @@ class Checkpoint:
     """``<checkpoint>/chunk_YYYYMMDD_YYYYMMDD.json`` (contract section 8).
 
     ``done`` means committed to the database; the lineage table is the source of
-    truth and a checkpoint mirrors it.
+    truth and a checkpoint mirrors it. ``error_kind`` (one of :data:`ERROR_KINDS`)
+    says why a ``failed`` chunk failed; a file without it counts as ``data``.
     """
 
     chunk_id: str
@@ -145,11 +149,17 @@ class Checkpoint:
     content_hash: str | None = None
     run_id: str | None = None
     last_ts_event: str | None = None
+    error_kind: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         if self.status not in CHECKPOINT_STATUSES:
             raise ValueError(f"bad checkpoint status {self.status!r}")
-        return asdict(self)
+        if self.error_kind is not None and self.error_kind not in ERROR_KINDS:
+            raise ValueError(f"bad checkpoint error_kind {self.error_kind!r}")
+        data = asdict(self)
+        if self.status != "failed":
+            data["error_kind"] = None  # meaningful for failed chunks only
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:

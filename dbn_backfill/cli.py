@@ -11,17 +11,23 @@
     dbn-backfill status --db PATH --checkpoint DIR [--symbol MGC] [--workdir DIR] [--json]
 
 The backfill command runs ``snakemake --cores N --config ...`` on the project's
-Snakefile, so a CLI run and a plain Snakemake run are the same run.
+Snakefile, so a CLI run and a plain Snakemake run are the same run. SIGTERM and
+SIGINT (Ctrl-C) do not kill Snakemake under the running jobs: the command passes
+them on, waits for the run to stop (the merge rolls back its chunk in flight) and
+exits non-zero saying it was interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from dbn_backfill.config import parse_date, parse_dates
 from dbn_backfill.errors import ConfigError
@@ -161,9 +167,51 @@ def run_backfill(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"dbn-backfill: error: {exc}", file=sys.stderr)
         return 2
-    workdir_of(args).mkdir(parents=True, exist_ok=True)
+    try:
+        workdir_of(args).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"dbn-backfill: error: work directory {workdir_of(args)} cannot be created: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     print("dbn-backfill: " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, env=os.environ.copy())
+    return run_interruptible(cmd)
+
+
+def run_interruptible(cmd: list[str]) -> int:
+    """Run ``cmd`` (Snakemake) and return its exit status.
+
+    SIGINT and SIGTERM do not end this process at once (``subprocess.call`` would
+    SIGKILL Snakemake under its jobs): each is passed on to Snakemake as SIGTERM,
+    which lets its running jobs finish or stop by themselves (a signal to the whole
+    process group, as Ctrl-C sends, reaches them too: the merge then rolls back its
+    chunk in flight); this process waits, then says the run was interrupted and
+    returns ``128 + signal``.
+    """
+    child = subprocess.Popen(cmd, env=os.environ.copy())
+    received: list[int] = []
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not received:
+        return code
+    name = signal.Signals(received[0]).name
+    print(
+        f"dbn-backfill: interrupted by {name}; committed chunks stay committed and any "
+        "chunk in flight rolled back; rerun the same command to resume",
+        file=sys.stderr,
+    )
+    return 128 + received[0]
 
 
 def run_synth(argv: Sequence[str]) -> int:

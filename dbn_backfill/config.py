@@ -193,20 +193,30 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
     )
 
 
-def check_writable(cfg: BackfillConfig) -> None:
-    """Fail before any work if the database or checkpoint location cannot be written.
+def check_writable(cfg: BackfillConfig, workdir: Path | None = None) -> None:
+    """Fail before any work if the database file, its folder, the checkpoint folder or
+    the work directory cannot be written.
 
-    The check writes (and removes) a probe file, so it holds for root too, where
-    permission bits alone say nothing.
+    The checks open the database file for writing (writing nothing) and write (and
+    remove) a probe file in each folder, so they hold for root too, where permission
+    bits alone say nothing: an immutable file (``chattr +i``) or a read-only mount is
+    caught.
 
     Raises:
         ConfigError: naming the path.
     """
     if cfg.db.is_dir():
         raise ConfigError(f"db {cfg.db} is a directory, not a DuckDB file")
-    if cfg.db.exists() and not os.access(cfg.db, os.W_OK):
-        raise ConfigError(f"db {cfg.db} is not writable")
-    _probe_dir(cfg.db.parent, f"db {cfg.db}")
+    _probe_dir(cfg.db.parent, f"folder {cfg.db.parent} of db {cfg.db}")
+    if cfg.db.exists():
+        try:
+            with open(cfg.db, "r+b"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"db {cfg.db}: the database file is not writable ({exc.strerror or exc}); "
+                "nothing was changed"
+            ) from exc
     try:
         cfg.checkpoint.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -214,14 +224,19 @@ def check_writable(cfg: BackfillConfig) -> None:
             f"checkpoint directory {cfg.checkpoint} cannot be created: {exc}"
         ) from exc
     _probe_dir(cfg.checkpoint, f"checkpoint directory {cfg.checkpoint}")
+    if workdir is not None:
+        _probe_dir(Path(workdir).resolve(), f"work directory {Path(workdir).resolve()}")
 
 
 def _probe_dir(folder: Path, what: str) -> None:
+    """Raises: ConfigError: ``folder`` (named by ``what``) is missing or not writable."""
     if not folder.is_dir():
-        raise ConfigError(f"{what}: folder {folder} does not exist")
+        raise ConfigError(f"{what} does not exist")
     probe = folder / f".dbn-backfill-probe-{os.getpid()}"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"{what}: folder {folder} is not writable ({exc})") from exc
+        raise ConfigError(
+            f"{what} is not writable ({exc.strerror or exc}); nothing was changed"
+        ) from exc

@@ -46,3 +46,11 @@ class GateError(BackfillError):
 class FetchError(BackfillError):
     """Fetching from Databento must stop (section 10): no key, a day not available,
     the cost over the limit, or an API error (naming the day, HTTP status and message)."""
+
+
+class Interrupted(BackfillError):
+    """The run got SIGTERM or SIGINT; the chunk in flight rolled back."""
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name

@@ -19,6 +19,7 @@ from dbn_backfill.runtime import lock
 from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources
 from dbn_backfill.sources.index import IndexedSource, group_stamp, scan, write_if_changed
 from dbn_backfill.store import checkpoints
+from dbn_backfill.store.database import check_not_open_elsewhere
 from dbn_backfill.tradedate import Calendar, build_calendar
 
 #: Fixed span of the business-day calendar: the chunk grid is anchored at its first day.
@@ -172,25 +173,33 @@ def default_run_id() -> str:
 
 def check_before_run(plan: Plan, workdir: Path) -> None:
     """What must hold before a (non dry) run starts any work, in this order: the
-    database and checkpoint locations are writable, no other run holds the locks
-    (taken here, held until this process exits), no chunk of the plan failed before.
+    database file, its folder, the checkpoint folder and the work directory are
+    writable, no other run holds the locks (taken here, held until this process
+    exits), no other process has the database open, no chunk of the plan failed
+    before on its data.
 
     Raises:
-        ConfigError: the database or checkpoint location cannot be written.
-        LockError: another backfill runs on the same database or work directory.
-        CheckpointError: a chunk of the plan failed before and ``retry_failed`` is off.
+        ConfigError: the database, checkpoint or work location cannot be written.
+        LockError: another backfill runs on the same database or work directory, or
+            another process (a notebook) has the database open.
+        SchemaMismatchError: the database file is not a DuckDB database.
+        CheckpointError: a chunk of the plan failed on its data before and
+            ``retry_failed`` is off.
     """
-    check_writable(plan.cfg)
+    check_writable(plan.cfg, workdir)
     for lock_file, what in lock_paths(plan, workdir):
         lock.acquire(lock_file, what)
+    check_not_open_elsewhere(plan.cfg.db)
     check_failed(plan)
 
 
 def check_failed(plan: Plan) -> None:
-    """Stop at once when a chunk of the plan is ``failed`` and ``retry_failed`` is off."""
+    """Stop at once when a chunk of the plan is ``failed`` on its data (``error_kind``
+    ``data``) and ``retry_failed`` is off. A chunk failed by its environment (disk
+    full, an I/O error, a signal) is retried by the next run without the flag."""
     if plan.cfg.retry_failed:
         return
-    bad = checkpoints.failed(plan.cfg.checkpoint, plan.chunk_ids())
+    bad = checkpoints.failed(plan.cfg.checkpoint, plan.chunk_ids(), kind="data")
     if bad:
         listing = " | ".join(f"{cid}: {err}" for cid, err in bad)
         raise CheckpointError(

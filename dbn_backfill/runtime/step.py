@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dbn_backfill.errors import BackfillError
+from dbn_backfill.errors import BackfillError, Interrupted
 from dbn_backfill.runtime.progress import on_console
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -40,6 +40,9 @@ def run_step(name: str, snakemake: Any, body: Callable[[], None]) -> None:
     log.info("start %s", name, extra={"console": True})
     try:
         body()
+    except Interrupted as exc:
+        log.error("%s stopped: %s", name, exc)  # no stack trace: nothing broke
+        sys.exit(1)
     except BackfillError as exc:
         log.error("%s stopped: %s: %s\n%s", name, type(exc).__name__, exc, traceback.format_exc())
         sys.exit(1)

@@ -48,11 +48,14 @@ def write(checkpoint_dir: Path, checkpoint: Checkpoint) -> None:
     write_json(path_for(checkpoint_dir, checkpoint.chunk_id), checkpoint.to_json())
 
 
-def failed(checkpoint_dir: Path, chunk_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """``(chunk_id, error)`` of the chunks whose checkpoint says ``failed``."""
+def failed(
+    checkpoint_dir: Path, chunk_ids: Iterable[str], kind: str | None = None
+) -> list[tuple[str, str]]:
+    """``(chunk_id, error)`` of the chunks whose checkpoint says ``failed``; with
+    ``kind``, only those of that ``error_kind`` (a checkpoint without one: ``data``)."""
     out = []
     for chunk_id in chunk_ids:
         state = read(checkpoint_dir, chunk_id)
-        if state and state.status == "failed":
+        if state and state.status == "failed" and kind in (None, state.error_kind or "data"):
             out.append((chunk_id, str(state.error)))
     return out

@@ -8,12 +8,13 @@ committed chunk: rows, content hash, commit time) and ``bars_1m_chunk_sources``
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from dbn_backfill.errors import SchemaMismatchError
+from dbn_backfill.errors import LockError, SchemaMismatchError
 from dbn_backfill.store.schema import COLUMNS, DDL, PRIMARY_KEY, TABLE
 
 LINEAGE_DDL = (
@@ -45,6 +46,7 @@ def connect(db: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open ``db`` with the session zone set to UTC.
 
     Raises:
+        LockError: another process has the database open (DuckDB's file lock).
         SchemaMismatchError: the file exists but is not a DuckDB database.
     """
     if read_only and not Path(db).exists():
@@ -54,14 +56,37 @@ def connect(db: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
-            raise SchemaMismatchError(
-                f"database {db} is in use by another process: {message}"
-            ) from exc
+            raise LockError(in_use_message(db, message)) from exc
         raise SchemaMismatchError(f"{db} is not a DuckDB database: {message}") from exc
     except duckdb.Error as exc:
         raise SchemaMismatchError(f"{db} cannot be opened as a DuckDB database: {exc}") from exc
     con.execute("SET TimeZone='UTC'").fetchall()
     return con
+
+
+def in_use_message(db: Path, duckdb_message: str) -> str:
+    """What to tell the user when DuckDB's lock on ``db`` is held elsewhere; DuckDB's
+    message names the holder ("Conflicting lock is held in <program> (PID <n>)")."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", duckdb_message)
+    holder = f"process {found.group(2)} ({found.group(1)})" if found else "another process"
+    return (
+        f"database {db} is open in {holder} (a notebook's connection, read-only ones "
+        f"included, blocks the single writer); close it and rerun. Nothing was changed. "
+        f"DuckDB said: {duckdb_message}"
+    )
+
+
+def check_not_open_elsewhere(db: Path) -> None:
+    """Open an existing ``db`` read-write for a moment, before any work, so a
+    database held by another process stops the run at once (a missing one is
+    created by the merge).
+
+    Raises:
+        LockError: another process holds it open (the message names the process).
+        SchemaMismatchError: it is not a DuckDB database.
+    """
+    if Path(db).exists():
+        connect(db).close()
 
 
 def first_row(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:

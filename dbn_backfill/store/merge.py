@@ -6,14 +6,25 @@ order and in one transaction: delete the symbol's rows of the chunk's trade-date
 range (a ``ts_utc`` range, so DuckDB prunes by zone maps), insert the chunk,
 check inserted == expected, write the lineage, commit, mark the checkpoint done.
 A chunk whose content hash is already committed is skipped without writing.
+
+Faults: a chunk whose transaction fails rolls back and its checkpoint says
+``failed`` with the error and its ``error_kind``: ``environment`` for the machine's
+faults (disk full, an I/O error, a read-only file), which the next run retries
+without ``retry_failed``, ``data`` otherwise. SIGTERM and SIGINT only set a flag
+while the merge runs: the chunk in flight rolls back (checkpoint ``failed``,
+``environment``, "interrupted by ...") and the merge stops with :class:`Interrupted`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import logging
+import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +34,8 @@ import pyarrow.parquet as pq
 
 from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileSummary, MergeReport
 from dbn_backfill.config import BackfillConfig
-from dbn_backfill.errors import BackfillError, CompletenessError
-from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.errors import BackfillError, CompletenessError, Interrupted
+from dbn_backfill.runtime.faults import kill_point, slow_merge
 from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import connect, ensure_tables, first_row
@@ -132,15 +143,25 @@ def merge(
         committed = _committed_hashes(con, symbol)
         lineage = _committed_sources(con, symbol)
         progress = Progress("merge", len(chunks), "chunks")
-        for done, chunk in enumerate(chunks, start=1):
-            previous = committed.get(chunk.chunk_id)
-            if previous is not None and previous[0] == chunk.manifest.content_hash:
-                _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
-            _merge_one(
-                con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
-            )
-            progress.update(done, _merge_figures(report))
+        with _SIGNALS.catching():
+            for done, chunk in enumerate(chunks, start=1):
+                _SIGNALS.check()
+                previous = committed.get(chunk.chunk_id)
+                if previous is not None and previous[0] == chunk.manifest.content_hash:
+                    _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
+                _merge_one(
+                    con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
+                )
+                progress.update(done, _merge_figures(report))
         progress.finish(len(chunks), _merge_figures(report))
+    except Interrupted as exc:
+        raise Interrupted(
+            f"interrupted by {exc.signal_name} during merge_chunks; "
+            f"{len(report.committed)} chunks committed by this run "
+            f"({len(report.skipped)} were committed before), any chunk in flight rolled back; "
+            "rerun the same command to resume",
+            exc.signal_name,
+        ) from None
     finally:
         con.close()
         report.seconds = time.monotonic() - started
@@ -213,6 +234,7 @@ def _merge_one(
         report.failed.append(chunk.chunk_id)
         state.status = "failed"
         state.error = entry.error
+        state.error_kind = "data"
         state.finished_at = checkpoints.now()
         state.last_ts_event = entry.last_ts_event
         state.source = list(entry.sources)
@@ -236,6 +258,7 @@ def _merge_one(
     state.started_at = checkpoints.now()
     state.finished_at = None
     state.error = None
+    state.error_kind = None
     state.source = list(entry.sources)
     state.rows_written = 0
     checkpoints.write(checkpoint_dir, state)
@@ -264,6 +287,8 @@ def _merge_one(
             )
         committed_at = dt.datetime.now(dt.UTC)
         _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at)
+        slow_merge()
+        _SIGNALS.check()
         if report.committed:
             kill_point("merge_in_transaction")
         con.execute("COMMIT")
@@ -272,10 +297,20 @@ def _merge_one(
             con.execute("ROLLBACK")
         state.status = "failed"
         state.error = f"{type(exc).__name__}: {exc}"
+        state.error_kind = error_kind(exc)
         state.finished_at = checkpoints.now()
         checkpoints.write(checkpoint_dir, state)
+        if isinstance(exc, Interrupted):
+            log.error("chunk %s rolled back: %s", chunk.chunk_id, exc)
+            raise
         log.exception("chunk %s rolled back", chunk.chunk_id)
-        raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}") from exc
+        hint = ""
+        if state.error_kind == "environment":
+            hint = (
+                " (the machine's fault, not the data's: fix it, e.g. free disk space, and "
+                "rerun the same command; committed chunks are kept, no --retry-failed needed)"
+            )
+        raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}{hint}") from exc
     if report.committed:
         kill_point("merge_after_commit")
     state.status = "done"
@@ -341,6 +376,66 @@ def _insert_sources(
         values = ", ".join(["(?, ?, ?, ?, ?)"] * (len(rows) // 5))
         con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows)
 
+
+#: OS errors a chunk's transaction can meet that are the machine's fault, as DuckDB
+#: words them inside its own exceptions (e.g. "Could not write file ...: No space
+#: left on device").
+_ENVIRONMENT_ERRORS = tuple(
+    os.strerror(code)
+    for code in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EIO,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOMEM,
+    )
+)
+
+
+def error_kind(exc: BaseException) -> str:
+    """``environment`` when ``exc`` is the machine's fault (an OS or DuckDB I/O error,
+    out of memory, a signal), else ``data``: see :data:`dbn_backfill.artifacts.ERROR_KINDS`."""
+    if isinstance(exc, OSError | Interrupted | duckdb.IOException | duckdb.OutOfMemoryException):
+        return "environment"
+    text = str(exc)
+    return "environment" if any(message in text for message in _ENVIRONMENT_ERRORS) else "data"
+
+
+class _SignalFlag:
+    """SIGTERM and SIGINT, while :meth:`catching`, only record the signal; the merge
+    calls :meth:`check` where stopping is safe (before a chunk, before a COMMIT)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    @contextlib.contextmanager
+    def catching(self) -> Iterator[None]:
+        self.name = None
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: leave as is
+                previous[sig] = signal.signal(sig, self._record)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.name = self.name or signal.Signals(signum).name
+
+    def check(self) -> None:
+        """Raises: Interrupted: a signal arrived."""
+        if self.name:
+            raise Interrupted(
+                f"interrupted by {self.name} during merge_chunks; rolled back", self.name
+            )
+
+
+_SIGNALS = _SignalFlag()
 
 _SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
 _BARS: dict[Path, pq.ParquetFile] = {}

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.sources.fetch import fetch_from_config
+from dbn_backfill.runtime.signals import make_sigterm_reentrant
 from dbn_backfill.runtime.summary import daemonize_scheduler_timers, print_summary
 from dbn_backfill.runtime.plan import (
     check_before_run,
@@ -47,6 +48,7 @@ try:
         write_group_stamps(PLAN)
     if WRITES:
         daemonize_scheduler_timers()
+        make_sigterm_reentrant()
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
