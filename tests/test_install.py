@@ -80,6 +80,10 @@ def test_wheel_backfills_from_any_directory_like_the_checkout(installed, tmp_pat
     # the default work directory belongs to the database, not to the current directory
     assert (elsewhere / "mgc.duckdb.work" / "results" / "MGC").is_dir()
     assert not (elsewhere / ".snakemake").exists() and not (elsewhere / "results").exists()
+    # status finds the run records in the default work directory by itself
+    status = sh([str(installed / "dbn-backfill"), "status", "--db", "mgc.duckdb",
+                 "--checkpoint", "ckpt"], cwd=elsewhere, env=env)  # fmt: skip
+    assert "gates: passed (8/8)" in status.stdout, status.stdout
     where = sh([str(installed / "dbn-backfill"), "paths", "--snakefile"], cwd=elsewhere, env=env)
     assert str(PROJECT) not in where.stdout
 

@@ -1006,13 +1006,20 @@ def write_report(
     return data
 
 
-def find_workdir(symbol_hint: str | None) -> Path | None:
-    """The current directory when it holds run records (the CLI's default workdir)."""
-    here = Path.cwd()
-    results = here / "results"
-    if symbol_hint:
-        return here if (results / symbol_hint / "runs").is_dir() else None
-    return here if results.is_dir() and any(results.glob("*/runs")) else None
+def find_workdir(symbol_hint: str | None, db: Path | None = None) -> Path | None:
+    """The backfill's work directory when none is given: the CLI's default
+    ``<db>.work/`` beside the database, else the current directory, whichever holds
+    run records (None: neither does)."""
+    from dbn_backfill.cli import default_workdir
+
+    candidates = [default_workdir(str(db))] if db is not None else []
+    for here in [*candidates, Path.cwd()]:
+        results = here / "results"
+        if symbol_hint and (results / symbol_hint / "runs").is_dir():
+            return here
+        if not symbol_hint and results.is_dir() and any(results.glob("*/runs")):
+            return here
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1038,7 +1045,7 @@ def run(args: argparse.Namespace) -> int:
     """The ``report`` subcommand; prints where the report is."""
     import sys
 
-    workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol)
+    workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol, Path(args.db))
     try:
         data = write_report(
             Path(args.out),

@@ -371,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
     """The ``status`` subcommand: print, return the exit status."""
     from dbn_backfill.views.report import find_workdir
 
-    workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol)
+    workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol, Path(args.db))
     try:
         status = collect(Path(args.db), Path(args.checkpoint), symbol=args.symbol, workdir=workdir)
     except BackfillError as exc:
