@@ -140,7 +140,7 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
             zorder=4,
             label="roll back to an earlier expiry",
         )
-        for _, row in flips.head(12).iterrows():
+        for row in flips.head(12).to_dict("records"):
             top.annotate(
                 f"{row['from_symbol']}→{row['to_symbol']}\n{row['trade_date']:%Y-%m-%d}",
                 (row["trade_date"], at.get(row["trade_date"], 0)),
@@ -204,7 +204,7 @@ def _label_segments(ax: plt.Axes, days: pd.DataFrame, max_labels: int = 28) -> N
     step = max(1, math.ceil(len(starts) / max_labels))
     first, last = days["trade_date"].min(), days["trade_date"].max()
     near_end = first + (last - first) * 0.96
-    for _, row in starts.iloc[::step].iterrows():
+    for row in starts.iloc[::step].to_dict("records"):
         ax.annotate(
             str(row["source_symbol"]),
             (row["trade_date"], row["days_to_month"]),
@@ -286,7 +286,7 @@ def roll_detail(
             label=f"near tie (< {NEAR_TIE:.0%})",
         )
     shown = rolls[rolls["trade_date"] >= x.min()] if not rolls.empty else rolls
-    for _, row in shown.iterrows():
+    for row in shown.to_dict("records"):
         colour = FLIP if row["kind"] != "roll" else "black"
         ax.axvline(row["trade_date"], color=colour, linewidth=0.6, alpha=0.5, zorder=1)
         ax.annotate(
@@ -363,7 +363,7 @@ def bars_per_day(days: pd.DataFrame, symbol: str, session_calendar: str) -> byte
         label=f"thin day (coverage < {THIN_FRACTION:.0%} of the local median): {int(thin.sum())}",
     )
     worst = days[days["thin"]].nsmallest(5, "relative_coverage").sort_values("trade_date")
-    for i, (_, row) in enumerate(worst.iterrows()):
+    for i, row in enumerate(worst.to_dict("records")):
         top.annotate(
             f"{row['trade_date']:%Y-%m-%d}",
             (row["trade_date"], row["bars"]),
