@@ -146,16 +146,6 @@ def calendar_once() -> Calendar:
     return _CAL[0]
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two months of realistic daily MGC files (2024-01-01..2024-02-29, seed 11)."""
-    from dbn_backfill.sampledata.synth import generate
-
-    out = tmp_path_factory.mktemp("sample") / "dbn"
-    generate(out, dt.date(2024, 1, 1), dt.date(2024, 2, 29), seed=11, layout="daily")
-    return out
-
-
 @pytest.fixture(scope="session")
 def calendar() -> Calendar:
     return calendar_once()

@@ -28,6 +28,7 @@ import pytest
 from conftest import Run, content_hash, db_hash, read_table
 
 from dbn_backfill.runtime.faults import SLOW_MERGE_ENV
+from dbn_backfill.sampledata.synth import generate
 
 D = dt.date
 START, END = D(2024, 1, 2), D(2024, 2, 29)
@@ -36,6 +37,13 @@ ARGS = ("--chunks-per-job", "50")
 #: seconds the merge sleeps inside each chunk's transaction (41 chunks: ~4 s of merge)
 SLOW = {SLOW_MERGE_ENV: "0.1"}
 JOBS = ("decode_sources", "build_chunks", "merge_chunks", "check_gates")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "dbn"
+    generate(out, D(2024, 1, 1), D(2024, 2, 29), seed=11, layout="daily")
+    return out
 
 
 @pytest.fixture(scope="module")

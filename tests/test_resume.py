@@ -17,11 +17,19 @@ from conftest import Run, content_hash, db_hash
 from dbn_backfill.config import from_mapping
 from dbn_backfill.gates.checks import run_gates
 from dbn_backfill.runtime.faults import KILL_ENV, POINTS
+from dbn_backfill.sampledata.synth import generate
 from dbn_backfill.sources.dbn_files import find_sources
 from dbn_backfill.sources.index import scan
 
 D = dt.date
 START, END = D(2024, 1, 2), D(2024, 2, 29)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "dbn"
+    generate(out, D(2024, 1, 1), D(2024, 2, 29), seed=11, layout="daily")
+    return out
 
 
 @pytest.fixture(scope="module")

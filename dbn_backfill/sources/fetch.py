@@ -131,18 +131,14 @@ def present_days(headers: Sequence[SourceHeader], days: Sequence[dt.date]) -> se
 
 
 def plan_fetch(
-    cfg: BackfillConfig,
-    calendar: Calendar,
-    header_cache: Path | None = None,
-    write_index: bool = False,
+    cfg: BackfillConfig, calendar: Calendar, header_cache: Path | None = None
 ) -> FetchPlan:
     """Which UTC days the run needs and which of them the ``dbn`` folder lacks.
 
     Args:
         cfg: the run's settings (``dbn`` must be a folder, or not exist yet).
         calendar: the business-day calendar of the run.
-        header_cache: the planner's source index (see ``runtime.plan.read_headers``).
-        write_index: save the index, so the planner does not hash new files again.
+        header_cache: the planner's header cache (see ``workflow.read_headers``).
 
     Returns:
         a :class:`FetchPlan`.
@@ -160,7 +156,7 @@ def plan_fetch(
     needed = needed_days(calendar, cfg.start, cfg.end)
     headers: tuple[SourceHeader, ...] = ()
     if folder.is_dir() and any(_dbn_files(folder)):
-        headers = read_headers(find_sources(folder), header_cache, write=write_index)
+        headers = read_headers(find_sources(folder), header_cache)
     for header in headers:
         check_header(header, cfg.dataset)
     present = present_days(headers, needed)
@@ -203,7 +199,7 @@ def fetch_missing(
     def say(text: str) -> None:
         print(f"fetch: {text}", file=stream, flush=True)
 
-    plan = plan_fetch(cfg, calendar, header_cache, write_index=not dry_run)
+    plan = plan_fetch(cfg, calendar, header_cache)
     report = FetchReport(plan)
     say(
         f"trade dates {cfg.start}..{cfg.end} need {len(plan.needed)} UTC days "

@@ -146,16 +146,11 @@ def merge(
         with _SIGNALS.catching():
             for done, chunk in enumerate(chunks, start=1):
                 _SIGNALS.check()
+                previous = committed.get(chunk.chunk_id)
+                if previous is not None and previous[0] == chunk.manifest.content_hash:
+                    _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
                 _merge_one(
-                    con,
-                    chunk,
-                    symbol,
-                    calendar,
-                    checkpoint_dir,
-                    sources,
-                    run_id,
-                    (committed, lineage),
-                    report,
+                    con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
                 )
                 progress.update(done, _merge_figures(report))
         progress.finish(len(chunks), _merge_figures(report))
@@ -230,13 +225,9 @@ def _merge_one(
     checkpoint_dir: Path,
     sources: dict[str, FileSummary],
     run_id: str,
-    database: tuple[dict[str, tuple[str, Any, int]], dict[str, list[tuple[str, str]]]],
+    committed: dict[str, tuple[str, Any, int]],
     report: MergeReport,
 ) -> None:
-    """Commit, skip or fail one chunk. ``database`` is what the database held when the
-    merge started: the committed chunks' (content hash, commit time, rows) and their
-    source lineage."""
-    committed, lineage = database
     entry = chunk.manifest
     state = checkpoints.read(checkpoint_dir, chunk.chunk_id) or _pending(chunk, symbol)
     if entry.status != "ok":
@@ -253,7 +244,6 @@ def _merge_one(
     previous = committed.get(chunk.chunk_id)
     if previous is not None and previous[0] == entry.content_hash:
         report.skipped.append(chunk.chunk_id)
-        _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
         if state.status != "done":
             # killed between commit and checkpoint: the database says it is done
             state.status = "done"
@@ -348,7 +338,7 @@ def _refresh_sources(
     replaced by one with the same bars): rewritten, in its own transaction, when the
     files or their sha256 differ from what the lineage holds."""
     want = sorted((path, _source(chunk, sources, path).sha256) for path in chunk.manifest.sources)
-    if want == sorted(have):
+    if chunk.manifest.status != "ok" or want == sorted(have):
         return
     con.execute("BEGIN TRANSACTION")
     try:
