@@ -42,10 +42,11 @@ def write_json(path: Path, payload: Any) -> None:
     lost checkpoint or report would have said on the next run.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=1, sort_keys=True, default=str)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=True, default=str)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

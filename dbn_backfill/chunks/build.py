@@ -77,19 +77,14 @@ def select_bars(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, pd.Data
     )
     volumes["volume"] = volumes["volume"].astype("int64")
     selection = select_front(volumes, symbol)
-    chosen = frame.merge(
-        selection[["trade_date", "source_symbol"]],
-        left_on=["trade_date", "raw_symbol"],
-        right_on=["trade_date", "source_symbol"],
-        how="inner",
-    ).sort_values("ts_event", kind="mergesort")
+    chosen = frame[_is_selected(frame, selection)].sort_values("ts_event", kind="mergesort")
     bars = pd.DataFrame(
         {
             "ts_utc": pd.to_datetime(
                 chosen["ts_event"].to_numpy(dtype="int64") // 1000, unit="us", utc=True
             ),
             "symbol": symbol,
-            "source_symbol": chosen["raw_symbol"].astype(str).to_numpy(),
+            "source_symbol": chosen["raw_symbol"].astype("str").to_numpy(),
             "open": to_price(chosen["open"].to_numpy()),
             "high": to_price(chosen["high"].to_numpy()),
             "low": to_price(chosen["low"].to_numpy()),
@@ -98,17 +93,60 @@ def select_bars(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, pd.Data
         }
     ).reset_index(drop=True)
     bars["ts_utc"] = bars["ts_utc"].astype("datetime64[us, UTC]")
-    bars["symbol"] = bars["symbol"].astype(object)
+    # pandas strings, not objects: pandera then checks the dtype, not every value
+    bars["symbol"] = bars["symbol"].astype("str")
+    bars["source_symbol"] = bars["source_symbol"].astype("str")
     if "chunk" in chosen:
         bars["chunk"] = chosen["chunk"].to_numpy()
     return bars, selection
 
 
-def chunk_errors(frame: pd.DataFrame, chunks: list[Chunk]) -> dict[int, str]:
+def repeated(*keys: np.ndarray) -> np.ndarray:
+    """Rows whose key (one integer array per key column) occurs more than once.
+
+    One ``lexsort`` and a comparison of neighbours: much cheaper than a hash
+    ``duplicated`` over a million rows, and it finds the common case (no repeat at all)
+    at once.
+    """
+    n = len(keys[0])
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    order = np.lexsort(keys[::-1])
+    same = np.ones(n - 1, dtype=bool)
+    for key in keys:
+        ordered = key[order]
+        same &= ordered[1:] == ordered[:-1]
+    hit = np.zeros(n, dtype=bool)
+    hit[1:] |= same
+    hit[:-1] |= same
+    out = np.empty(n, dtype=bool)
+    out[order] = hit
+    return out
+
+
+def _is_selected(frame: pd.DataFrame, selection: pd.DataFrame) -> np.ndarray:
+    """Rows of ``frame`` of their trade date's selected contract (a join on trade date
+    and raw symbol, as arrays: one selection row per trade date, sorted)."""
+    codes, uniques = pd.factorize(frame["raw_symbol"])
+    days = selection["trade_date"].to_numpy(dtype="datetime64[D]")
+    if len(days) == 0:
+        return np.zeros(len(frame), dtype=bool)
+    if (np.diff(days.astype("int64")) <= 0).any():
+        raise AssertionError("selection is not one row per trade date in order")
+    picked = pd.Index(uniques).get_indexer(selection["source_symbol"])
+    row_days = frame["trade_date"].to_numpy(dtype="datetime64[D]")
+    at = np.minimum(np.searchsorted(days, row_days), len(days) - 1)
+    return (days[at] == row_days) & (np.asarray(codes) == picked[at]) & (picked[at] >= 0)
+
+
+def chunk_errors(
+    frame: pd.DataFrame, chunks: list[Chunk], repeats: np.ndarray | None = None
+) -> dict[int, str]:
     """The first broken rule of every chunk that breaks one (sections 2 and 4).
 
     Args:
         frame: decoded records with a ``chunk`` column (position in ``chunks``).
+        repeats: :func:`repeated` of ``(instrument_id, ts_event)``, when known.
 
     Returns:
         chunk position -> message naming the file, instrument, raw symbol,
@@ -144,16 +182,25 @@ def chunk_errors(frame: pd.DataFrame, chunks: list[Chunk]) -> dict[int, str]:
     first_per_chunk(bad, "invalid outright records (contract section 4)")
     frame.drop(columns="_reason", inplace=True)
     key = ["instrument_id", "ts_event"]
-    suspects = frame.duplicated(key, keep=False).to_numpy()
-    distinct = frame.drop_duplicates([*key, *VALUE_COLUMNS])
-    suspects_clash = distinct.duplicated(["raw_symbol", "ts_event"], keep=False)
-    for c in sorted(set(pos[suspects]) | set(distinct["chunk"][suspects_clash])):
+    suspects = _key_repeats(frame) if repeats is None else repeats
+    distinct = frame.drop_duplicates([*key, *VALUE_COLUMNS]) if suspects.any() else frame
+    codes, _ = pd.factorize(distinct["raw_symbol"])  # unresolved: -1, alike, as before
+    suspects_clash = repeated(
+        np.asarray(codes, dtype="int64"), distinct["ts_event"].to_numpy(dtype="int64")
+    )
+    for c in sorted(set(pos[suspects]) | set(distinct["chunk"].to_numpy()[suspects_clash])):
         if int(c) in errors:
             continue
         _, problems = dedupe(frame[pos == c])
         if problems:
             errors[int(c)] = f"chunk {chunks[int(c)].chunk_id}: " + "; ".join(problems)
     return errors
+
+
+def _key_repeats(frame: pd.DataFrame) -> np.ndarray:
+    return repeated(
+        frame["instrument_id"].to_numpy(dtype="int64"), frame["ts_event"].to_numpy(dtype="int64")
+    )
 
 
 def content_hash(bars: pd.DataFrame, selection: pd.DataFrame) -> str:
@@ -194,12 +241,16 @@ def build_batch(
     frame = read_decoded(decoded, chunks[0].first, chunks[-1].last)
     firsts = np.array([np.datetime64(c.first, "D") for c in chunks])
     frame["chunk"] = np.searchsorted(firsts, frame["trade_date"].to_numpy(), side="right") - 1
-    errors = chunk_errors(frame, chunks)
-    good = frame[~np.isin(frame["chunk"].to_numpy(), list(errors))]
-    good = good.drop_duplicates(["instrument_id", "ts_event", *VALUE_COLUMNS])
+    repeats = _key_repeats(frame)
+    errors = chunk_errors(frame, chunks, repeats)
+    good = frame[~np.isin(frame["chunk"].to_numpy(), list(errors))] if errors else frame
+    if repeats.any():
+        good = good.drop_duplicates(["instrument_id", "ts_event", *VALUE_COLUMNS])
     bars, selection = select_bars(good, symbol)
     bars_schema(symbol).validate(bars.drop(columns="chunk"), lazy=False)
-    selection = selection.assign(symbol=symbol)
+    if (np.diff(bars["chunk"].to_numpy()) < 0).any():
+        raise AssertionError("bars are not in chunk order")  # ts order implies it
+    selection = selection.assign(symbol=symbol).sort_values("trade_date", kind="mergesort")
     sel_chunk = np.searchsorted(firsts, selection["trade_date"].to_numpy(), side="right") - 1
     selection["chunk_id"] = [chunks[int(c)].chunk_id for c in sel_chunk]
 
@@ -210,7 +261,14 @@ def build_batch(
     row_groups = 0
     resolved_days = frame[frame["raw_symbol"].notna()].groupby("chunk")["trade_date"].unique()
     sources = frame.groupby("chunk")["source"].unique()
+    # bars are in ts order, so each chunk's bars (and selection rows) are one slice
     bar_pos = bars["chunk"].to_numpy()
+    bars = bars.drop(columns="chunk")
+    table = pa.Table.from_pandas(bars, schema=ARROW_SCHEMA, preserve_index=False)
+    positions = np.arange(len(chunks) + 1)
+    bar_edges = np.searchsorted(bar_pos, positions, side="left")
+    sel_edges = np.searchsorted(sel_chunk, positions, side="left")
+    picks_all = selection.drop(columns="chunk_id")
     for i, chunk in enumerate(chunks):
         days = sorted(str(pd.Timestamp(d).date()) for d in resolved_days.get(i, []))
         files = sorted(str(f) for f in sources.get(i, []))
@@ -234,13 +292,12 @@ def build_batch(
                 )
             )
             continue
-        part = bars[bar_pos == i].drop(columns="chunk").reset_index(drop=True)
-        picks = selection[selection["chunk_id"] == chunk.chunk_id].drop(columns="chunk_id")
+        lo, hi = int(bar_edges[i]), int(bar_edges[i + 1])
+        part = bars.iloc[lo:hi]
+        picks = picks_all.iloc[int(sel_edges[i]) : int(sel_edges[i + 1])]
         row_group = None
-        if len(part):
-            writer.write_table(
-                pa.Table.from_pandas(part, schema=ARROW_SCHEMA, preserve_index=False)
-            )
+        if hi > lo:
+            writer.write_table(table.slice(lo, hi - lo))
             row_group, row_groups = row_groups, row_groups + 1
         kill_point("build")
         manifest.chunks.append(

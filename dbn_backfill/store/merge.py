@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileSummary, MergeReport
@@ -124,8 +126,11 @@ def merge(
     started = time.monotonic()
     report = MergeReport(run_id=run_id)
     con = connect(db)
-    # fewer WAL checkpoints while committing hundreds of small transactions
+    # fewer WAL checkpoints while committing hundreds of small transactions; one
+    # thread: a chunk is a few thousand rows, where more threads cost more than they
+    # give, and the other cores stay free for the build jobs
     con.execute("SET checkpoint_threshold = '1GB'").fetchall()
+    con.execute("SET threads = 1").fetchall()
     try:
         ensure_tables(con, db)
         missing = missing_days(chunks, calendar, start, end, expected_gaps)
@@ -147,7 +152,7 @@ def merge(
             for done, chunk in enumerate(chunks, start=1):
                 _SIGNALS.check()
                 previous = committed.get(chunk.chunk_id)
-                if previous is not None and previous[0] == chunk.manifest.content_hash:
+                if previous is not None and previous.content_hash == chunk.manifest.content_hash:
                     _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
                 _merge_one(
                     con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
@@ -195,14 +200,26 @@ def _pending(chunk: ChunkInput, symbol: str) -> Checkpoint:
     )
 
 
-def _committed_hashes(
-    con: duckdb.DuckDBPyConnection, symbol: str
-) -> dict[str, tuple[str, Any, int]]:
+@dataclass(frozen=True)
+class _Committed:
+    """A chunk row of ``bars_1m_chunks``: what the database says is committed."""
+
+    content_hash: str
+    committed_at: dt.datetime
+    rows: int
+    first: dt.date
+    last: dt.date
+
+
+def _committed_hashes(con: duckdb.DuckDBPyConnection, symbol: str) -> dict[str, _Committed]:
+    """Every committed chunk of ``symbol``. The merge holds the run lock and is the only
+    writer, so it keeps this up to date itself as it commits."""
     rows = con.execute(
-        "SELECT chunk_id, content_hash, committed_at, rows FROM bars_1m_chunks WHERE symbol = ?",
+        "SELECT chunk_id, content_hash, committed_at, rows, chunk_start, chunk_end "
+        "FROM bars_1m_chunks WHERE symbol = ?",
         [symbol],
     ).fetchall()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    return {r[0]: _Committed(r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
 def _committed_sources(
@@ -225,7 +242,7 @@ def _merge_one(
     checkpoint_dir: Path,
     sources: dict[str, FileSummary],
     run_id: str,
-    committed: dict[str, tuple[str, Any, int]],
+    committed: dict[str, _Committed],
     report: MergeReport,
 ) -> None:
     entry = chunk.manifest
@@ -242,14 +259,14 @@ def _merge_one(
         log.error("chunk %s failed, not committed: %s", chunk.chunk_id, entry.error)
         return
     previous = committed.get(chunk.chunk_id)
-    if previous is not None and previous[0] == entry.content_hash:
+    if previous is not None and previous.content_hash == entry.content_hash:
         report.skipped.append(chunk.chunk_id)
         if state.status != "done":
             # killed between commit and checkpoint: the database says it is done
             state.status = "done"
-            state.rows_written = previous[2]
+            state.rows_written = previous.rows
             state.error = None
-            state.finished_at = previous[1].isoformat()
+            state.finished_at = previous.committed_at.isoformat()
             state.started_at = state.started_at or state.finished_at
             state.content_hash = entry.content_hash
             checkpoints.write(checkpoint_dir, state)
@@ -272,21 +289,16 @@ def _merge_one(
         )
         inserted = 0
         if entry.row_group is not None:
-            bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group)  # noqa: F841
+            bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group)
+            _check_inside(chunk, bars_table, lo, hi)
             inserted = _count(con.execute("INSERT INTO bars_1m SELECT * FROM bars_table"))
-        in_range = _count(
-            con.execute(
-                "SELECT count(*) FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
-                [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
-            )
-        )
-        if inserted != expected or in_range != expected:
+        if inserted != expected:
             raise BackfillError(
-                f"chunk {chunk.chunk_id}: inserted {inserted} rows and the range holds "
-                f"{in_range}, expected {expected}"
+                f"chunk {chunk.chunk_id}: inserted {inserted} rows, expected {expected}"
             )
         committed_at = dt.datetime.now(dt.UTC)
-        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at)
+        replaced = _overlapping(committed, chunk)
+        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at, replaced)
         slow_merge()
         _SIGNALS.check()
         if report.committed:
@@ -313,6 +325,11 @@ def _merge_one(
         raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}{hint}") from exc
     if report.committed:
         kill_point("merge_after_commit")
+    for chunk_id in replaced:
+        del committed[chunk_id]
+    committed[chunk.chunk_id] = _Committed(
+        entry.content_hash, committed_at, expected, chunk.first, chunk.last
+    )
     state.status = "done"
     state.rows_written = expected
     state.finished_at = committed_at.isoformat()
@@ -437,7 +454,7 @@ class _SignalFlag:
 
 _SIGNALS = _SignalFlag()
 
-_SELECTIONS: dict[Path, dict[str, list[tuple[Any, ...]]]] = {}
+_SELECTIONS: dict[Path, dict[str, pa.Table]] = {}
 _BARS: dict[Path, pq.ParquetFile] = {}
 
 
@@ -448,17 +465,46 @@ def _bars_file(path: Path) -> pq.ParquetFile:
     return _BARS[path]
 
 
-def _selection_rows(chunk: ChunkInput) -> list[tuple[Any, ...]]:
+def _selection_rows(chunk: ChunkInput) -> pa.Table:
     """The chunk's rows of its batch's selection parquet (each file read once)."""
     if chunk.selection not in _SELECTIONS:
-        table = pq.read_table(chunk.selection)
-        by_chunk: dict[str, list[tuple[Any, ...]]] = {}
-        for row in zip(
-            *(table.column(name).to_pylist() for name in SELECTION_SCHEMA.names), strict=True
-        ):
-            by_chunk.setdefault(row[-1], []).append(row)
+        table = pq.read_table(chunk.selection).select(SELECTION_SCHEMA.names)
+        ids = table.column("chunk_id").to_pylist()
+        by_chunk: dict[str, pa.Table] = {}
+        start = 0
+        for end in range(1, len(ids) + 1):  # the build writes them in chunk order
+            if end == len(ids) or ids[end] != ids[start]:
+                by_chunk[ids[start]] = table.slice(start, end - start)
+                start = end
+        if len(by_chunk) != len(set(ids)):
+            raise BackfillError(f"{chunk.selection}: rows are not grouped by chunk")
         _SELECTIONS[chunk.selection] = by_chunk
-    return _SELECTIONS[chunk.selection].get(chunk.chunk_id, [])
+    return _SELECTIONS[chunk.selection].get(chunk.chunk_id, SELECTION_SCHEMA.empty_table())
+
+
+def _overlapping(committed: dict[str, _Committed], chunk: ChunkInput) -> list[str]:
+    """Committed chunks sharing a trade date with ``chunk`` (itself, or those of another
+    ``chunk_days``): their lineage is replaced by the chunk's."""
+    return sorted(
+        chunk_id
+        for chunk_id, row in committed.items()
+        if chunk_id == chunk.chunk_id or (row.first <= chunk.last and row.last >= chunk.first)
+    )
+
+
+def _check_inside(chunk: ChunkInput, bars: Any, lo: Any, hi: Any) -> None:
+    """The chunk's bars lie in its sessions' ``[lo, hi)``: after the range's delete, the
+    range then holds exactly the rows inserted.
+
+    Raises:
+        BackfillError: a bar outside (a bug of the build, never data).
+    """
+    low, high = pc.min_max(bars.column("ts_utc")).values()
+    if low.as_py() < lo.to_pydatetime() or high.as_py() >= hi.to_pydatetime():
+        raise BackfillError(
+            f"chunk {chunk.chunk_id}: bars from {low} to {high} are not all inside its "
+            f"sessions [{lo}, {hi})"
+        )
 
 
 def _count(result: duckdb.DuckDBPyConnection) -> int:
@@ -474,32 +520,24 @@ def _write_lineage(
     run_id: str,
     rows: int,
     committed_at: dt.datetime,
+    replaced: list[str],
 ) -> None:
+    """Write the chunk's lineage in the open transaction; ``replaced``: the committed
+    chunks (this one included) whose trade dates it overlaps, whose rows go."""
     con.execute(
         "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
         [symbol, chunk.first, chunk.last],
     )
-    picks = _selection_rows(chunk)
-    if picks:
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(picks))
-        con.execute(
-            f"INSERT INTO bars_1m_trade_dates VALUES {values}",
-            [value for row in picks for value in row],
-        )
-    overlapping = (
-        "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ? AND chunk_start <= ? "
-        "AND chunk_end >= ?"
-    )
-    con.execute(
-        f"DELETE FROM bars_1m_chunk_sources WHERE symbol = ? AND (chunk_id = ? OR chunk_id IN "
-        f"({overlapping}))",
-        [symbol, chunk.chunk_id, symbol, chunk.last, chunk.first],
-    )
-    con.execute(
-        "DELETE FROM bars_1m_chunks WHERE symbol = ? AND (chunk_id = ? OR "
-        "(chunk_start <= ? AND chunk_end >= ?))",
-        [symbol, chunk.chunk_id, chunk.last, chunk.first],
-    )
+    picks = _selection_rows(chunk)  # noqa: F841 (read by the statement)
+    if len(picks):
+        con.execute("INSERT INTO bars_1m_trade_dates SELECT * FROM picks")
+    if replaced:
+        marks = ", ".join("?" * len(replaced))
+        for table in ("bars_1m_chunk_sources", "bars_1m_chunks"):
+            con.execute(
+                f"DELETE FROM {table} WHERE symbol = ? AND chunk_id IN ({marks})",
+                [symbol, *replaced],
+            )
     con.execute(
         "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
