@@ -69,6 +69,7 @@ class DataSpec:
     start: dt.date
     end: dt.date
     layout: str
+    volume_scale: float = 1.0
 
     def synth_args(self, out: Path) -> list[str]:
         return [
@@ -83,16 +84,21 @@ class DataSpec:
             str(SEED),
             "--layout",
             self.layout,
+            "--volume-scale",
+            str(self.volume_scale),
         ]
 
 
+#: synth's volumes x 4.5: about 1.2 M records a year in one file (19.6 M over the 16
+#: years), the density of a real MGC.FUT parent download
+DENSITY = 4.5
 FULL_DATA = {
-    "16y": DataSpec("single16", dt.date(2010, 9, 13), dt.date(2026, 9, 30), "single"),
-    "1y": DataSpec("single1", dt.date(2025, 9, 16), dt.date(2026, 9, 15), "single"),
+    "16y": DataSpec("single16", dt.date(2010, 9, 13), dt.date(2026, 9, 30), "single", DENSITY),
+    "1y": DataSpec("single1", dt.date(2025, 9, 16), dt.date(2026, 9, 15), "single", DENSITY),
     # N+1 UTC days: the last day's file is the one the incremental scenario adds.
     # It falls mid-month, so its decode group (the UTC month) already exists: the
     # common daily case, not the cheaper first-of-month one.
-    "daily": DataSpec("daily1", dt.date(2025, 9, 16), dt.date(2026, 9, 16), "daily"),
+    "daily": DataSpec("daily1", dt.date(2025, 9, 16), dt.date(2026, 9, 16), "daily", DENSITY),
 }
 SMOKE_DATA = {
     "daily": DataSpec("daily_smoke", dt.date(2025, 9, 16), dt.date(2025, 11, 12), "daily"),

@@ -1,8 +1,9 @@
 """CME business days and trade-date assignment (contract section 3).
 
-Business days come from ``pandas_market_calendars`` once, in the ``build_calendar``
-rule, and are saved as a small file; hot paths load that file instead of importing
-the calendar library (1 s per process).
+Business days come from ``pandas_market_calendars`` once, while the main process
+plans the run (:func:`build_calendar`), and are saved as a small file
+(``results/<S>/calendar.json``); jobs load that file instead of importing the calendar
+library (1 s per process).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Everything here reads only headers and small files, never a bar, so
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ class Plan:
         """What decode group ``group`` depends on (its files' paths and sha256)."""
         members = set(self.groups[group])
         return group_stamp([s for s in self.sources if str(s.path) in members])
+
+    def calendar_file(self) -> Path:
+        """The business days every job reads (:func:`write_calendar`)."""
+        return Path(self.root) / "calendar.json"
 
     def stamp_file(self, group: str) -> Path:
         """The file whose modification time tells Snakemake that a group's content
@@ -140,6 +145,17 @@ def read_headers(
 ) -> tuple[SourceHeader, ...]:
     """Headers of ``paths``, from ``source_index`` where the file is unchanged."""
     return tuple(s.header for s in scan(paths, source_index, write=write))
+
+
+def write_calendar(plan: Plan) -> bool:
+    """Write the plan's calendar (computed once, by the main process, while planning)
+    where the jobs read it, unless it already holds exactly that: a changed calendar
+    setting re-runs what depends on it, an unchanged one nothing. Returns whether it
+    wrote."""
+    text = json.dumps(plan.calendar.to_json())
+    path = plan.calendar_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_if_changed(path, text)
 
 
 def write_group_stamps(plan: Plan) -> list[str]:

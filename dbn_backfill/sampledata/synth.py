@@ -410,7 +410,9 @@ class _ChunkResult:
 
 
 class _Generator:
-    def __init__(self, start: dt.date, end: dt.date, seed: int, symbol: str) -> None:
+    def __init__(
+        self, start: dt.date, end: dt.date, seed: int, symbol: str, volume_scale: float = 1.0
+    ) -> None:
         self.start, self.end, self.seed = start, end, seed
         other = "GC" if symbol != "GC" else "SI"
         self.roots = (symbol, other)
@@ -425,7 +427,7 @@ class _Generator:
                 * params.volume_growth ** (years - 2010).clip(-5, None)
                 * np.exp(0.35 * noise - 0.06)
             )
-        self.daily_volume = vol
+        self.daily_volume = vol * volume_scale
         self.rng = np.random.default_rng([seed, 1])
         self.log_spot = float(
             np.log(_gold_level(start.year + (start.timetuple().tm_yday - 1) / 365.25))
@@ -592,9 +594,13 @@ def generate(
     layout: str = "single",
     compress: str = "zst",
     symbol: str = "MGC",
+    volume_scale: float = 1.0,
 ) -> SynthReport:
     """Write synthetic ``GLBX.MDP3`` ``ohlcv-1m`` DBN files covering UTC days
-    ``start``..``end`` (inclusive) into ``out_dir`` and report what was written."""
+    ``start``..``end`` (inclusive) into ``out_dir`` and report what was written.
+
+    ``volume_scale`` multiplies every instrument's daily volume (more minutes trade:
+    denser files; 1.0 is the default market model)."""
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     if layout not in LAYOUTS:
@@ -603,10 +609,12 @@ def generate(
         raise ValueError(f"compress must be one of {COMPRESSIONS}, got {compress!r}")
     if not symbol.isalnum() or not symbol.isupper():
         raise ValueError(f"symbol must be an upper-case root like MGC, got {symbol!r}")
+    if not 0 < volume_scale <= 100:
+        raise ValueError(f"volume_scale must be in (0, 100], got {volume_scale!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    gen = _Generator(start, end, seed, symbol)
+    gen = _Generator(start, end, seed, symbol, volume_scale)
     ins = gen.ins
     symbol_of = dict(zip(ins.ids.tolist(), ins.symbols, strict=True))
     start_ns = _day_ns(start)
@@ -720,6 +728,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compress", choices=COMPRESSIONS, default="zst", help="zstd or plain DBN (default zst)"
     )
     parser.add_argument("--symbol", default="MGC", help="futures root (default MGC)")
+    parser.add_argument(
+        "--volume-scale",
+        type=float,
+        default=1.0,
+        help="multiply every daily volume: denser files (default 1.0; the benchmark uses more)",
+    )
 
 
 def print_report(report: SynthReport, out: TextIO | None = None) -> None:
@@ -751,6 +765,7 @@ def run(args: argparse.Namespace) -> int:
             layout=args.layout,
             compress=args.compress,
             symbol=args.symbol,
+            volume_scale=args.volume_scale,
         )
     except ValueError as exc:
         print(f"synth: error: {exc}", file=sys.stderr)

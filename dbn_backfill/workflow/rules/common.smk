@@ -15,6 +15,7 @@ from dbn_backfill.runtime.plan import (
     config_snapshot,
     describe_chunks,
     make_plan,
+    write_calendar,
     write_group_stamps,
 )
 from dbn_backfill.views.runs import write_run_config
@@ -44,7 +45,9 @@ try:
     if WRITES:
         check_before_run(PLAN, Path.cwd())
     if workflow.is_main_process:
-        # also in a dry run, so that -n shows the decodes a changed file reruns
+        # also in a dry run, so that -n shows the decodes a changed file reruns; the
+        # calendar the plan computed is every job's input (no job of its own)
+        write_calendar(PLAN)
         write_group_stamps(PLAN)
     if WRITES:
         daemonize_scheduler_timers()
@@ -58,7 +61,7 @@ RUN = f"{ROOT}/runs/{PLAN.run_id}"
 
 
 def calendar_file():
-    return f"{ROOT}/calendar.json"
+    return str(PLAN.calendar_file())
 
 
 def group_stamp_file(wildcards):
