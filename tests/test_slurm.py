@@ -238,9 +238,8 @@ def test_small_jobs_are_grouped(slurm_run: tuple[Run, Outcome], profile: Path) -
     decode = remote.count("decode_sources")
     build = remote.count("build_chunks")
     assert build >= 2, "the test data should make several build jobs (--chunks-per-job 3)"
-    expected = (
-        math.ceil(decode / components["decode_sources"])
-        + math.ceil(build / components["build_chunks"])
+    expected = math.ceil(decode / components["decode_sources"]) + math.ceil(
+        build / components["build_chunks"]
     )
     # members of a group job run one after another: it asks for one member's CPUs
     # (resources: cpus_per_task, local scope), not for --workers members side by side
