@@ -11,6 +11,7 @@ file                        written by                       read by
 :class:`BatchManifest`      ``build_chunks``                 ``merge_chunks``
 :class:`Checkpoint`         ``merge_chunks``                 every run, ``status``
 :class:`MergeReport`        ``merge_chunks``                 summary, ``status``
+:class:`SpotCounts`         ``spot_check``                   ``check_gates``
 :class:`GatesReport`        ``check_gates``                  summary, ``status``
 ==========================  ===============================  ======================
 
@@ -214,6 +215,28 @@ class GateResult:
     name: str
     passed: bool
     detail: str
+
+
+@dataclass
+class SpotCounts:
+    """``runs/<run_id>/spot_check.json``: the spot-check's recount straight from the DBN
+    files, which ``check_gates`` compares with the table.
+
+    ``days``: for each sampled trade date (ISO), the distinct bars of every outright of
+    the root in the DBN files (raw symbol -> count); ``files``: the files read.
+    """
+
+    run_id: str
+    days: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def write(self, path: Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def read(cls, path: Path) -> SpotCounts:
+        return _from_dict(cls, json.loads(Path(path).read_text()))
 
 
 @dataclass

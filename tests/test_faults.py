@@ -36,7 +36,7 @@ START, END = D(2024, 1, 2), D(2024, 2, 29)
 ARGS = ("--chunks-per-job", "50")
 #: seconds the merge sleeps inside each chunk's transaction (41 chunks: ~4 s of merge)
 SLOW = {SLOW_MERGE_ENV: "0.1"}
-JOBS = ("decode_sources", "build_chunks", "merge_chunks", "check_gates")
+JOBS = ("decode_sources", "build_chunks", "merge_chunks", "spot_check", "check_gates")
 
 
 @pytest.fixture(scope="module")

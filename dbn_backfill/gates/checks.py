@@ -3,7 +3,10 @@
 Each gate is a query over the whole table (or, for completeness, the run's
 range) that returns what it found; a failing gate makes the run fail with that.
 The spot-check recounts the selected contract's bars of random trade dates
-straight from the DBN files, through a decoder path independent of the chunks.
+straight from the DBN files, through a decoder path independent of the chunks. The
+recount (:func:`spot_check_counts`, rule ``spot_check``) needs only the files and the
+run's seed, so it runs beside the decode, build and merge; the gate compares it with
+the table at the end.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from dbn_backfill.artifacts import GateResult
+from dbn_backfill.artifacts import GateResult, SpotCounts
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import GateError
 from dbn_backfill.runtime.faults import kill_point
@@ -60,13 +64,16 @@ def run_gates(
     calendar: Calendar,
     sources: list[IndexedSource],
     seed: str,
+    spot: SpotCounts | None = None,
 ) -> list[GateResult]:
     """Run every gate on ``cfg.db`` (read-only) for the run's symbol and range.
 
     Args:
         cfg: the run's settings; sources: the run's DBN files as they are now (header
         and sha256: for the spot-check and the "sources unchanged" gate);
-        seed: seeds the choice of spot-checked trade dates (the run id).
+        seed: seeds the choice of spot-checked trade dates (the run id);
+        spot: the recount of :func:`spot_check_counts` when the ``spot_check`` rule
+        made it; without, it is made here.
 
     Returns:
         one result per gate; the caller fails the run on any failure.
@@ -75,7 +82,7 @@ def run_gates(
         SchemaMismatchError: the database cannot be opened.
     """
     db, symbol, start, end = cfg.db, cfg.symbol, cfg.start, cfg.end
-    expected_gaps, spot_check_days = cfg.expected_gaps, cfg.spot_check_days
+    expected_gaps = cfg.expected_gaps
     kill_point("gates")
     con = connect(db, read_only=True)
     try:
@@ -92,10 +99,9 @@ def run_gates(
             _gate_completeness(con, calendar, symbol, start, end, expected_gaps),
             _gate_sources_unchanged(con, symbol, start, end, sources),
         ]
-        headers = [s.header for s in sources]
-        results.append(
-            _gate_spot_check(con, calendar, symbol, start, end, headers, spot_check_days, seed)
-        )
+        if spot is None:
+            spot = spot_check_counts(cfg, calendar, [s.header for s in sources], seed)
+        results.append(_gate_spot_check(con, calendar, symbol, spot))
     finally:
         con.close()
     return results
@@ -227,81 +233,128 @@ def _gate_sources_unchanged(
     return GateResult("sources unchanged", not problems, detail)
 
 
-def _gate_spot_check(
-    con: duckdb.DuckDBPyConnection,
+def spot_check_days(
     calendar: Calendar,
-    symbol: str,
     start: dt.date,
     end: dt.date,
-    headers: list[SourceHeader],
-    spot_check_days: int,
+    expected_gaps: tuple[dt.date, ...],
+    n: int,
     seed: str,
+) -> list[dt.date]:
+    """``n`` random business days of ``[start, end]`` (less ``expected_gaps``), seeded."""
+    gaps = set(expected_gaps)
+    days = [
+        d
+        for d in (dt.date.fromisoformat(str(x)) for x in calendar.business_days(start, end))
+        if d not in gaps
+    ]
+    return sorted(random.Random(seed).sample(days, min(n, len(days))))
+
+
+def spot_check_counts(
+    cfg: BackfillConfig, calendar: Calendar, headers: list[SourceHeader], seed: str
+) -> SpotCounts:
+    """The spot-check's side of the DBN files: for ``cfg.spot_check_days`` random trade
+    dates of the run (seeded by ``seed``), the distinct bars of every outright of the
+    root, counted straight from the files (rule ``spot_check``).
+
+    Raises:
+        SourceError: a file cannot be read.
+    """
+    started = time.monotonic()
+    days = spot_check_days(
+        calendar, cfg.start, cfg.end, cfg.expected_gaps, cfg.spot_check_days, seed
+    )
+    counts, files = recount_from_dbn(headers, calendar, cfg.symbol, days)
+    return SpotCounts(
+        run_id=seed,
+        days={str(d): counts[d] for d in days},
+        files=files,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _gate_spot_check(
+    con: duckdb.DuckDBPyConnection, calendar: Calendar, symbol: str, spot: SpotCounts
 ) -> GateResult:
-    selected = con.execute(
-        "SELECT trade_date, source_symbol FROM bars_1m_trade_dates WHERE symbol = ? "
-        "AND trade_date BETWEEN ? AND ? ORDER BY trade_date",
-        [symbol, start, end],
-    ).fetchall()
-    if spot_check_days == 0 or not selected:
+    """Each sampled trade date holds exactly the bars the DBN files have of the
+    contract the table selected for it (and none when it selected none)."""
+    if not spot.days:
         return GateResult("spot-check against DBN", True, "no trade date to check")
-    picks = sorted(random.Random(seed).sample(selected, min(spot_check_days, len(selected))))
-    wanted = {d: s for d, s in picks}
-    recount = recount_from_dbn(headers, calendar, wanted)
-    mismatches = []
-    for day, source_symbol in picks:
+    days = sorted(dt.date.fromisoformat(d) for d in spot.days)
+    marks = ", ".join("?" * len(days))
+    selected = dict(
+        con.execute(
+            "SELECT trade_date, source_symbol FROM bars_1m_trade_dates WHERE symbol = ? "
+            f"AND trade_date IN ({marks})",
+            [symbol, *days],
+        ).fetchall()
+    )
+    mismatches, checked = [], []
+    for day in days:
+        dbn = spot.days[str(day)]
+        source_symbol = selected.get(day)
         lo, hi = calendar.session_bounds_utc(day, day)
+        bounds = [symbol, lo.to_pydatetime(), hi.to_pydatetime()]
+        in_range = f"FROM {TABLE} WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?"
+        (all_rows,) = first_row(con.execute(f"SELECT count(*) {in_range}", bounds)) or (0,)
+        if source_symbol is None:
+            from_dbn = sum(dbn.values())
+            checked.append(f"{day} none ({from_dbn} bars)")
+            if all_rows or from_dbn:
+                mismatches.append(
+                    f"{day}: no selection in the table and {all_rows} rows, DBN has "
+                    f"{from_dbn} outright bars ({dbn})"
+                )
+            continue
         (stored,) = first_row(
             con.execute(
-                f"SELECT count(*) FROM {TABLE} WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ? "
-                "AND source_symbol = ?",
-                [symbol, lo.to_pydatetime(), hi.to_pydatetime(), source_symbol],
+                f"SELECT count(*) {in_range} AND source_symbol = ?", [*bounds, source_symbol]
             )
         ) or (0,)
-        (all_rows,) = first_row(
-            con.execute(
-                f"SELECT count(*) FROM {TABLE} WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
-                [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
-            )
-        ) or (0,)
-        from_dbn = recount.get(day, 0)
+        from_dbn = dbn.get(source_symbol, 0)
+        checked.append(f"{day} {source_symbol} ({from_dbn} bars)")
         if stored != from_dbn or all_rows != from_dbn:
             mismatches.append(
                 f"{day} {source_symbol}: table {all_rows} rows "
                 f"({stored} of {source_symbol}), DBN {from_dbn}"
             )
-    checked = ", ".join(f"{d} {s} ({recount.get(d, 0)} bars)" for d, s in picks)
-    detail = f"checked {checked}"
+    detail = f"checked {', '.join(checked)}"
     if mismatches:
         detail = "mismatch: " + "; ".join(mismatches) + f" ({detail})"
     return GateResult("spot-check against DBN", not mismatches, detail)
 
 
 def recount_from_dbn(
-    headers: list[SourceHeader], calendar: Calendar, wanted: dict[dt.date, str]
-) -> dict[dt.date, int]:
-    """Distinct bars of ``wanted[day]`` (a raw symbol) per trade date, read from DBN files."""
+    headers: list[SourceHeader], calendar: Calendar, symbol: str, days: list[dt.date]
+) -> tuple[dict[dt.date, dict[str, int]], list[str]]:
+    """Distinct bars of every outright of ``symbol`` per trade date of ``days``, read
+    from the DBN files (only the files whose span covers one of the days, each up to
+    the end of the last day's session when it is in time order).
+
+    Returns:
+        ``({day: {raw_symbol: bars}}, files read)``.
+    """
     from databento.common.symbology import InstrumentMap
 
+    from dbn_backfill.chunks.contracts import outright_pattern
     from dbn_backfill.chunks.grid import header_trade_span, overlaps
     from dbn_backfill.sources.dbn_files import DbnReader
     from dbn_backfill.sources.decode import resolve_codes
 
-    days = sorted(wanted)
-    targets = sorted(set(wanted.values()))
-    pairs = pd.DataFrame(
-        {
-            "trade_date": np.array(days, dtype="datetime64[D]"),
-            "raw_symbol": [wanted[d] for d in days],
-        }
-    )
-    stamps: dict[dt.date, set[int]] = {d: set() for d in days}
+    days = sorted(days)
+    out: dict[dt.date, dict[str, int]] = {d: {} for d in days}
+    if not days:
+        return out, []
+    pattern = outright_pattern(symbol)
     bounds = [calendar.session_bounds_utc(d, d) for d in days]
     edges = np.array([t.value for lo, hi in bounds for t in (lo, hi)], dtype="int64")
     last_end = int(edges.max())
     to_read = [
         h for h in headers if any(overlaps(header_trade_span(h, calendar), d, d) for d in days)
     ]
-    progress = Progress(f"gates: spot-check of {len(days)} trade dates", len(to_read), "files")
+    found: list[pd.DataFrame] = []
+    progress = Progress(f"spot-check of {len(days)} trade dates", len(to_read), "files")
     for done, header in enumerate(to_read):
         progress.update(done)
         with DbnReader(header.path) as reader:
@@ -315,19 +368,22 @@ def recount_from_dbn(
                 if inside.any():
                     sub = block[inside]
                     codes, symbols = resolve_codes(imap, sub["instrument_id"], sub["ts_event"])
-                    wanted_codes = np.flatnonzero(pd.Series(symbols, dtype=object).isin(targets))
-                    hit = np.isin(codes, wanted_codes)
+                    outright = np.array(
+                        [s is not None and pattern.match(str(s)) is not None for s in symbols],
+                        dtype=bool,
+                    )
+                    hit = (codes >= 0) & outright[np.maximum(codes, 0)]
                     if hit.any():
                         ts = ts_all[inside][hit]
-                        found = pd.DataFrame(
-                            {
-                                "trade_date": calendar.trade_dates(ts),
-                                "raw_symbol": symbols[codes[hit]],
-                                "ts": ts,
-                            }
-                        ).merge(pairs, on=["trade_date", "raw_symbol"])
-                        for day, group in found.groupby("trade_date"):
-                            stamps[pd.Timestamp(str(day)).date()].update(group["ts"].tolist())
+                        found.append(
+                            pd.DataFrame(
+                                {
+                                    "trade_date": calendar.trade_dates(ts),
+                                    "raw_symbol": symbols[codes[hit]],
+                                    "ts": ts,
+                                }
+                            )
+                        )
                 # files are written in time order; once past the last session, stop early
                 in_order = (
                     in_order and bool(ts_all[0] >= previous) and bool((np.diff(ts_all) >= 0).all())
@@ -336,7 +392,13 @@ def recount_from_dbn(
                 if in_order and previous >= last_end:
                     break
     progress.finish(len(to_read))
-    return {d: len(s) for d, s in stamps.items()}
+    if found:
+        bars = pd.concat(found, ignore_index=True).drop_duplicates()
+        for (day, raw), n in bars.groupby(["trade_date", "raw_symbol"]).size().items():
+            when = pd.Timestamp(str(day)).date()
+            if when in out:
+                out[when][str(raw)] = int(n)
+    return out, [str(h.path) for h in to_read]
 
 
 def log_results(results: list[GateResult]) -> None:

@@ -85,6 +85,15 @@ def batch_files(kind):
     return [f"{ROOT}/batches/{b.batch_id}.{kind}" for b in PLAN.batches]
 
 
+def source_stamps():
+    """Every decode group's content stamp: what changes when a DBN file's content does."""
+    return [str(PLAN.stamp_file(group)) for group in sorted(PLAN.groups)]
+
+
+def spot_counts():
+    return f"{RUN}/spot_check.json"
+
+
 def merge_report():
     return f"{RUN}/merge.json"
 

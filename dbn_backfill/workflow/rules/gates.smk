@@ -1,9 +1,30 @@
 # Database -> gates: contract section 9 on the whole table; the run fails if one fails.
 
 
+rule spot_check:
+    # the DBN side of the spot-check: needs only the files and the run's seed, so it
+    # runs beside the decode, build and merge jobs instead of after them
+    input:
+        stamps=source_stamps(),
+        calendar=calendar_file(),
+    output:
+        counts=spot_counts(),
+    log:
+        f"{LOGS}/spot_check/{PLAN.run_id}.log",
+    conda:
+        "../envs/backfill.yaml"
+    params:
+        cfg=PLAN.cfg,
+        headers=[source.header for source in PLAN.sources],
+        run_id=PLAN.run_id,
+    script:
+        "../scripts/spot_check.py"
+
+
 rule check_gates:
     input:
         merge=merge_report(),
+        spot=spot_counts(),
         calendar=calendar_file(),
     output:
         report=gates_report(),

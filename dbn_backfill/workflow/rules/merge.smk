@@ -4,6 +4,7 @@
 
 localrules:
     merge_chunks,
+    spot_check,
     check_gates,
 
 

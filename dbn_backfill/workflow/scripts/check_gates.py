@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from dbn_backfill.artifacts import GatesReport
+from dbn_backfill.artifacts import GatesReport, SpotCounts
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.gates.checks import log_results, raise_on_failure, run_gates
 from dbn_backfill.runtime.step import run_step
@@ -16,6 +16,7 @@ def main() -> None:
         calendar=Calendar.load(Path(snakemake.input.calendar)),
         sources=list(snakemake.params.sources),
         seed=snakemake.params.run_id,
+        spot=SpotCounts.read(Path(snakemake.input.spot)),
     )
     log_results(results)
     report = GatesReport(run_id=snakemake.params.run_id, db=str(cfg.db), gates=results)
