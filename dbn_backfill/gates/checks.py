@@ -394,7 +394,10 @@ def recount_from_dbn(
     progress.finish(len(to_read))
     if found:
         bars = pd.concat(found, ignore_index=True).drop_duplicates()
-        for (day, raw), n in bars.groupby(["trade_date", "raw_symbol"]).size().items():
+        sizes = bars.groupby(["trade_date", "raw_symbol"]).size()
+        for day, raw, n in zip(
+            sizes.index.get_level_values(0), sizes.index.get_level_values(1), sizes, strict=True
+        ):
             when = pd.Timestamp(str(day)).date()
             if when in out:
                 out[when][str(raw)] = int(n)
