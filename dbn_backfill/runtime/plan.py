@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Plan:
 
     def calendar_file(self) -> Path:
         """The business days every job reads (:func:`write_calendar`)."""
-        return Path(self.root) / "calendar.json"
+        return Path(self.root) / CALENDAR_FILE
 
     def stamp_file(self, group: str) -> Path:
         """The file whose modification time tells Snakemake that a group's content
@@ -60,7 +61,7 @@ class Plan:
 
     @property
     def root(self) -> str:
-        return f"results/{self.cfg.symbol}"
+        return _root(self.cfg)
 
     def groups_for(self, batch: Batch) -> list[str]:
         return sorted(
@@ -88,6 +89,7 @@ def make_plan(
     source_index: Path | None = None,
     write_index: bool = False,
     allow_no_sources: bool = False,
+    cache_calendar: bool = False,
 ) -> Plan:
     """Check the settings and sources and plan the run (see :class:`Plan`).
 
@@ -99,15 +101,16 @@ def make_plan(
     file it decodes.
 
     ``allow_no_sources`` plans a missing or empty ``dbn`` folder as holding no file
-    (a dry run with ``fetch``, which downloads nothing).
+    (a dry run with ``fetch``, which downloads nothing). ``cache_calendar`` takes the
+    calendar from the working directory's ``calendar.json`` when a previous plan built
+    it from the same settings and ``pandas_market_calendars`` version (importing and
+    running that library costs most of a second).
 
     Raises:
         ConfigError, SourceError: a bad setting or an unusable DBN file.
     """
     cfg = from_mapping(config)
-    calendar = build_calendar(
-        cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
-    )
+    calendar = _calendar(cfg, Path(_root(cfg)) / CALENDAR_FILE if cache_calendar else None)
     try:
         paths = find_sources(cfg.dbn)
     except SourceError:
@@ -147,12 +150,43 @@ def read_headers(
     return tuple(s.header for s in scan(paths, source_index, write=write))
 
 
+CALENDAR_FILE = "calendar.json"
+
+
+def _root(cfg: BackfillConfig) -> str:
+    return f"results/{cfg.symbol}"
+
+
+def _calendar_origin(cfg: BackfillConfig) -> dict[str, str]:
+    """What a calendar is built from: settings, range and the library's version."""
+    return {
+        "calendar": cfg.calendar,
+        "session_tz": cfg.session_tz,
+        "session_roll": cfg.session_roll,
+        "first": str(CALENDAR_FIRST),
+        "last": str(CALENDAR_LAST),
+        "pandas_market_calendars": metadata.version("pandas_market_calendars"),
+    }
+
+
+def _calendar(cfg: BackfillConfig, cache: Path | None) -> Calendar:
+    if cache is not None:
+        try:
+            if json.loads(cache.read_text()).get("built_from") == _calendar_origin(cfg):
+                return Calendar.load(cache)
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # no usable copy: build it
+    return build_calendar(
+        cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
+    )
+
+
 def write_calendar(plan: Plan) -> bool:
     """Write the plan's calendar (computed once, by the main process, while planning)
     where the jobs read it, unless it already holds exactly that: a changed calendar
     setting re-runs what depends on it, an unchanged one nothing. Returns whether it
     wrote."""
-    text = json.dumps(plan.calendar.to_json())
+    text = json.dumps({**plan.calendar.to_json(), "built_from": _calendar_origin(plan.cfg)})
     path = plan.calendar_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_if_changed(path, text)

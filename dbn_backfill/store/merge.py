@@ -142,11 +142,16 @@ def merge(
                 f"{symbol} bars (contract section 5): {shown}{more}. An incomplete download? "
                 "If a day is truly empty, list it in expected_gaps. Nothing was written."
             )
+        states = {}
         for chunk in chunks:
-            if checkpoints.read(checkpoint_dir, chunk.chunk_id) is None:
-                checkpoints.write(checkpoint_dir, _pending(chunk, symbol))
+            state = checkpoints.read(checkpoint_dir, chunk.chunk_id)
+            if state is None:
+                state = _pending(chunk, symbol)
+                checkpoints.write(checkpoint_dir, state)
+            states[chunk.chunk_id] = state
         committed = _committed_hashes(con, symbol)
         lineage = _committed_sources(con, symbol)
+        dated = _dated(con, symbol)
         progress = Progress("merge", len(chunks), "chunks")
         with _SIGNALS.catching():
             for done, chunk in enumerate(chunks, start=1):
@@ -155,7 +160,11 @@ def merge(
                 if previous is not None and previous.content_hash == chunk.manifest.content_hash:
                     _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
                 _merge_one(
-                    con, chunk, symbol, calendar, checkpoint_dir, sources, run_id, committed, report
+                    con,
+                    chunk,
+                    states[chunk.chunk_id],
+                    _Store(symbol, calendar, checkpoint_dir, sources, run_id, committed, dated),
+                    report,
                 )
                 progress.update(done, _merge_figures(report))
         progress.finish(len(chunks), _merge_figures(report))
@@ -234,19 +243,38 @@ def _committed_sources(
     return out
 
 
+@dataclass(frozen=True)
+class _Store:
+    """What every chunk's merge shares: the run's settings and the database's state as
+    this single writer keeps it (committed chunks, trade dates with lineage)."""
+
+    symbol: str
+    calendar: Calendar
+    checkpoint_dir: Path
+    sources: dict[str, FileSummary]
+    run_id: str
+    committed: dict[str, _Committed]
+    dated: set[dt.date]
+
+
+def _dated(con: duckdb.DuckDBPyConnection, symbol: str) -> set[dt.date]:
+    """The trade dates ``bars_1m_trade_dates`` holds for ``symbol``."""
+    rows = con.execute(
+        "SELECT trade_date FROM bars_1m_trade_dates WHERE symbol = ?", [symbol]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def _merge_one(
     con: duckdb.DuckDBPyConnection,
     chunk: ChunkInput,
-    symbol: str,
-    calendar: Calendar,
-    checkpoint_dir: Path,
-    sources: dict[str, FileSummary],
-    run_id: str,
-    committed: dict[str, _Committed],
+    state: Checkpoint,
+    store: _Store,
     report: MergeReport,
 ) -> None:
+    symbol, calendar, checkpoint_dir = store.symbol, store.calendar, store.checkpoint_dir
+    sources, run_id, committed = store.sources, store.run_id, store.committed
     entry = chunk.manifest
-    state = checkpoints.read(checkpoint_dir, chunk.chunk_id) or _pending(chunk, symbol)
     if entry.status != "ok":
         report.failed.append(chunk.chunk_id)
         state.status = "failed"
@@ -298,7 +326,8 @@ def _merge_one(
             )
         committed_at = dt.datetime.now(dt.UTC)
         replaced = _overlapping(committed, chunk)
-        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at, replaced)
+        days = _days_of(chunk, store.dated)
+        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at, replaced, days)
         slow_merge()
         _SIGNALS.check()
         if report.committed:
@@ -325,6 +354,8 @@ def _merge_one(
         raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}{hint}") from exc
     if report.committed:
         kill_point("merge_after_commit")
+    store.dated.difference_update(days)
+    store.dated.update(_selection_rows(chunk).column("trade_date").to_pylist())
     for chunk_id in replaced:
         del committed[chunk_id]
     committed[chunk.chunk_id] = _Committed(
@@ -482,6 +513,13 @@ def _selection_rows(chunk: ChunkInput) -> pa.Table:
     return _SELECTIONS[chunk.selection].get(chunk.chunk_id, SELECTION_SCHEMA.empty_table())
 
 
+def _days_of(chunk: ChunkInput, dated: set[dt.date]) -> list[dt.date]:
+    """The trade dates of ``dated`` inside the chunk's range."""
+    span = (chunk.last - chunk.first).days + 1
+    days = (chunk.first + dt.timedelta(days=i) for i in range(span))
+    return [d for d in days if d in dated]
+
+
 def _overlapping(committed: dict[str, _Committed], chunk: ChunkInput) -> list[str]:
     """Committed chunks sharing a trade date with ``chunk`` (itself, or those of another
     ``chunk_days``): their lineage is replaced by the chunk's."""
@@ -521,13 +559,16 @@ def _write_lineage(
     rows: int,
     committed_at: dt.datetime,
     replaced: list[str],
+    dated: list[dt.date],
 ) -> None:
     """Write the chunk's lineage in the open transaction; ``replaced``: the committed
-    chunks (this one included) whose trade dates it overlaps, whose rows go."""
-    con.execute(
-        "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
-        [symbol, chunk.first, chunk.last],
-    )
+    chunks (this one included) whose trade dates it overlaps, whose rows go; ``dated``:
+    the chunk's trade dates that have a lineage row now."""
+    if dated:
+        con.execute(
+            "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
+            [symbol, chunk.first, chunk.last],
+        )
     picks = _selection_rows(chunk)  # noqa: F841 (read by the statement)
     if len(picks):
         con.execute("INSERT INTO bars_1m_trade_dates SELECT * FROM picks")

@@ -39,6 +39,7 @@ try:
         source_index=SOURCE_INDEX,
         write_index=WRITES,
         allow_no_sources=FETCHING and DRY_RUN,
+        cache_calendar=True,
     )
     if workflow.is_main_process and DRY_RUN:
         print(describe_chunks(PLAN), file=sys.stderr)
