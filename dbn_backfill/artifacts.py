@@ -223,12 +223,15 @@ class SpotCounts:
     files, which ``check_gates`` compares with the table.
 
     ``days``: for each sampled trade date (ISO), the distinct bars of every outright of
-    the root in the DBN files (raw symbol -> count); ``files``: the files read.
+    the root in the DBN files (raw symbol -> count); ``files``: the files covering
+    them; ``cached``: those whose counts came from the spot-check's per-file counts
+    (:mod:`dbn_backfill.gates.spot`).
     """
 
     run_id: str
     days: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def write(self, path: Path) -> None:

@@ -4,28 +4,24 @@ Each gate is a query over the whole table (or, for completeness, the run's
 range) that returns what it found; a failing gate makes the run fail with that.
 The spot-check recounts the selected contract's bars of random trade dates
 straight from the DBN files, through a decoder path independent of the chunks. The
-recount (:func:`spot_check_counts`, rule ``spot_check``) needs only the files and the
-run's seed, so it runs beside the decode, build and merge; the gate compares it with
-the table at the end.
+recount (:mod:`dbn_backfill.gates.spot`, rule ``spot_check``) needs only the files and
+the run's seed, so it runs beside the decode, build and merge; the gate compares it
+with the table at the end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
-import time
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from dbn_backfill.artifacts import GateResult, SpotCounts
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import GateError
+from dbn_backfill.gates.spot import spot_check_counts
 from dbn_backfill.runtime.faults import kill_point
-from dbn_backfill.runtime.progress import Progress
-from dbn_backfill.sources.dbn_files import SourceHeader
 from dbn_backfill.sources.index import IndexedSource
 from dbn_backfill.store.database import connect, first_row, table_exists
 from dbn_backfill.store.schema import TABLE
@@ -108,7 +104,7 @@ def run_gates(
             _gate_sources_unchanged(con, symbol, start, end, sources),
         ]
         if spot is None:
-            spot = spot_check_counts(cfg, calendar, [s.header for s in sources], seed)
+            spot = spot_check_counts(cfg, calendar, sources, seed)
         results.append(_gate_spot_check(con, calendar, symbol, spot))
     finally:
         con.close()
@@ -246,47 +242,6 @@ def _gate_sources_unchanged(
     return GateResult("sources unchanged", not problems, detail)
 
 
-def spot_check_days(
-    calendar: Calendar,
-    start: dt.date,
-    end: dt.date,
-    expected_gaps: tuple[dt.date, ...],
-    n: int,
-    seed: str,
-) -> list[dt.date]:
-    """``n`` random business days of ``[start, end]`` (less ``expected_gaps``), seeded."""
-    gaps = set(expected_gaps)
-    days = [
-        d
-        for d in (dt.date.fromisoformat(str(x)) for x in calendar.business_days(start, end))
-        if d not in gaps
-    ]
-    return sorted(random.Random(seed).sample(days, min(n, len(days))))
-
-
-def spot_check_counts(
-    cfg: BackfillConfig, calendar: Calendar, headers: list[SourceHeader], seed: str
-) -> SpotCounts:
-    """The spot-check's side of the DBN files: for ``cfg.spot_check_days`` random trade
-    dates of the run (seeded by ``seed``), the distinct bars of every outright of the
-    root, counted straight from the files (rule ``spot_check``).
-
-    Raises:
-        SourceError: a file cannot be read.
-    """
-    started = time.monotonic()
-    days = spot_check_days(
-        calendar, cfg.start, cfg.end, cfg.expected_gaps, cfg.spot_check_days, seed
-    )
-    counts, files = recount_from_dbn(headers, calendar, cfg.symbol, days)
-    return SpotCounts(
-        run_id=seed,
-        days={str(d): counts[d] for d in days},
-        files=files,
-        seconds=time.monotonic() - started,
-    )
-
-
 def _gate_spot_check(
     con: duckdb.DuckDBPyConnection, calendar: Calendar, symbol: str, spot: SpotCounts
 ) -> GateResult:
@@ -336,85 +291,6 @@ def _gate_spot_check(
     if mismatches:
         detail = "mismatch: " + "; ".join(mismatches) + f" ({detail})"
     return GateResult("spot-check against DBN", not mismatches, detail)
-
-
-def recount_from_dbn(
-    headers: list[SourceHeader], calendar: Calendar, symbol: str, days: list[dt.date]
-) -> tuple[dict[dt.date, dict[str, int]], list[str]]:
-    """Distinct bars of every outright of ``symbol`` per trade date of ``days``, read
-    from the DBN files (only the files whose span covers one of the days, each up to
-    the end of the last day's session when it is in time order).
-
-    Returns:
-        ``({day: {raw_symbol: bars}}, files read)``.
-    """
-    from databento.common.symbology import InstrumentMap
-
-    from dbn_backfill.chunks.contracts import outright_pattern
-    from dbn_backfill.chunks.grid import header_trade_span, overlaps
-    from dbn_backfill.sources.dbn_files import DbnReader
-    from dbn_backfill.sources.decode import resolve_codes
-
-    days = sorted(days)
-    out: dict[dt.date, dict[str, int]] = {d: {} for d in days}
-    if not days:
-        return out, []
-    pattern = outright_pattern(symbol)
-    bounds = [calendar.session_bounds_utc(d, d) for d in days]
-    edges = np.array([t.value for lo, hi in bounds for t in (lo, hi)], dtype="int64")
-    last_end = int(edges.max())
-    to_read = [
-        h for h in headers if any(overlaps(header_trade_span(h, calendar), d, d) for d in days)
-    ]
-    found: list[pd.DataFrame] = []
-    progress = Progress(f"spot-check of {len(days)} trade dates", len(to_read), "files")
-    for done, header in enumerate(to_read):
-        progress.update(done)
-        with DbnReader(header.path) as reader:
-            imap = InstrumentMap()
-            imap.insert_metadata(reader.metadata())
-            in_order, previous = True, np.iinfo(np.int64).min
-            for _, block in reader.blocks():
-                ts_all = block["ts_event"].astype("int64")
-                # only records inside one of the wanted sessions: odd positions in edges
-                inside = (np.searchsorted(edges, ts_all, side="right") % 2) == 1
-                if inside.any():
-                    sub = block[inside]
-                    codes, symbols = resolve_codes(imap, sub["instrument_id"], sub["ts_event"])
-                    outright = np.array(
-                        [s is not None and pattern.match(str(s)) is not None for s in symbols],
-                        dtype=bool,
-                    )
-                    hit = (codes >= 0) & outright[np.maximum(codes, 0)]
-                    if hit.any():
-                        ts = ts_all[inside][hit]
-                        found.append(
-                            pd.DataFrame(
-                                {
-                                    "trade_date": calendar.trade_dates(ts),
-                                    "raw_symbol": symbols[codes[hit]],
-                                    "ts": ts,
-                                }
-                            )
-                        )
-                # files are written in time order; once past the last session, stop early
-                in_order = (
-                    in_order and bool(ts_all[0] >= previous) and bool((np.diff(ts_all) >= 0).all())
-                )
-                previous = int(ts_all[-1])
-                if in_order and previous >= last_end:
-                    break
-    progress.finish(len(to_read))
-    if found:
-        bars = pd.concat(found, ignore_index=True).drop_duplicates()
-        sizes = bars.groupby(["trade_date", "raw_symbol"]).size()
-        for day, raw, n in zip(
-            sizes.index.get_level_values(0), sizes.index.get_level_values(1), sizes, strict=True
-        ):
-            when = pd.Timestamp(str(day)).date()
-            if when in out:
-                out[when][str(raw)] = int(n)
-    return out, [str(h.path) for h in to_read]
 
 
 def log_results(results: list[GateResult]) -> None:

@@ -27,6 +27,8 @@ DRY_RUN = workflow.output_settings.dryrun
 # what every DBN file held when last seen (fingerprint, header, sha256): only the main
 # process of a real run writes it
 SOURCE_INDEX = Path(".dbn-backfill") / "sources.json"
+# the spot-check's per-file counts (dbn_backfill/gates/spot.py)
+SPOT_COUNTS = Path(".dbn-backfill") / "spot-counts"
 WRITES = workflow.is_main_process and not DRY_RUN
 try:
     # fetch: true downloads the missing days before the plan reads the headers

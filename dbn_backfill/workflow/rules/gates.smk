@@ -15,8 +15,10 @@ rule spot_check:
         "../envs/backfill.yaml"
     params:
         cfg=PLAN.cfg,
-        headers=[source.header for source in PLAN.sources],
+        sources=list(PLAN.sources),
         run_id=PLAN.run_id,
+        # per-file counts, by content (sha256): a file is read in whole once
+        cache=str(SPOT_COUNTS),
     script:
         "../scripts/spot_check.py"
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from dbn_backfill.config import BackfillConfig
-from dbn_backfill.gates.checks import spot_check_counts
+from dbn_backfill.gates.spot import spot_check_counts
 from dbn_backfill.runtime.step import run_step
 from dbn_backfill.tradedate import Calendar
 
@@ -13,8 +13,9 @@ def main() -> None:
     counts = spot_check_counts(
         cfg,
         Calendar.load(Path(snakemake.input.calendar)),
-        list(snakemake.params.headers),
+        list(snakemake.params.sources),
         seed=snakemake.params.run_id,
+        cache_dir=Path(snakemake.params.cache),
     )
     counts.write(Path(snakemake.output.counts))
 
