@@ -9,6 +9,7 @@ Records are read in fixed-size blocks; nothing holds a whole history.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +78,20 @@ def decode_group(
         compression="lz4",
         use_dictionary=["source", "raw_symbol"],
         write_statistics=["trade_date"],
-    ) as writer:
+    ) as parquet:
+        writer = _PipelinedWriter(parquet)
         progress = Progress(f"decode {group}", sum(Path(p).stat().st_size for p in paths), "bytes")
         done = 0
-        for path in paths:
-            summary.files.append(
-                _decode_file(Path(path), writer, pattern, symbol, dataset, calendar, progress, done)
-            )
-            done += summary.files[-1].size
+        try:
+            for path in paths:
+                summary.files.append(
+                    _decode_file(
+                        Path(path), writer, pattern, symbol, dataset, calendar, progress, done
+                    )
+                )
+                done += summary.files[-1].size
+        finally:
+            writer.close()
         records = sum(f.records for f in summary.files)
         progress.finish(done, f"{records:,} records of {len(paths)} files")
     tmp.replace(out_parquet)
@@ -92,9 +99,36 @@ def decode_group(
     return summary
 
 
+class _PipelinedWriter:
+    """Writes each block's table while the next block is decompressed and decoded: one
+    write in flight, in one background thread (pyarrow encodes without the GIL, and
+    zstandard decompresses without it). A write's error surfaces at the next write or
+    at :meth:`close`, which waits for the last one."""
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self._writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-writer")
+        self._pending: Future[None] | None = None
+
+    def write_table(self, table: pa.Table) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_table, table)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 def _decode_file(
     path: Path,
-    writer: pq.ParquetWriter,
+    writer: _PipelinedWriter,
     pattern: Any,
     symbol: str,
     dataset: str,
