@@ -230,25 +230,22 @@ def count_file(header: SourceHeader, calendar: Calendar, symbol: str) -> DayCoun
                 s_ts, s_id = ts[order], name_id[order]
                 first = np.ones(len(order), dtype=bool)
                 first[1:] = (s_ts[1:] != s_ts[:-1]) | (s_id[1:] != s_id[:-1])
-                s_names = np.asarray(uniques, dtype=object)[s_id]
                 if tail and s_ts[0] == previous:
                     for i in np.flatnonzero(s_ts == previous):
-                        if (s_names[i], previous) in tail:
+                        if (str(uniques[s_id[i]]), previous) in tail:
                             first[i] = False
                 block_last = int(ts_all[-1])
-                lasts = {(str(n), block_last) for n in s_names[s_ts == block_last]}
+                at_last = np.unique(s_id[s_ts == block_last])
+                lasts = {(str(uniques[i]), block_last) for i in at_last}
                 tail = (lasts | tail) if block_last == previous else lasts
                 previous = block_last
                 stamps, at = np.unique(s_ts[first], return_inverse=True)  # a minute: once
-                days = calendar.trade_dates(stamps)[at]
-                sizes = pd.DataFrame({"day": days, "raw": s_names[first]}).value_counts()
-                for day, raw, n in zip(
-                    sizes.index.get_level_values(0),
-                    sizes.index.get_level_values(1),
-                    sizes,
-                    strict=True,
-                ):
-                    key = (pd.Timestamp(day).date(), str(raw))
+                days = calendar.trade_dates(stamps)[at].astype("int64")
+                keys = days * len(uniques) + s_id[first]
+                values, sizes = np.unique(keys, return_counts=True)
+                for value, n in zip(values.tolist(), sizes.tolist(), strict=True):
+                    day = np.datetime64(value // len(uniques), "D").astype(dt.date)
+                    key = (day, str(uniques[value % len(uniques)]))
                     totals[key] = totals.get(key, 0) + int(n)
             else:
                 if int(ts_all[-1]) != previous:
