@@ -251,7 +251,7 @@ def job_timings(workdir: Path, since: float) -> list[JobTiming]:
         return out
     for path in sorted(logs.rglob("*.log")):
         try:
-            if path.stat().st_mtime < since - 1:
+            if path.stat().st_mtime < since:
                 continue
             text = path.read_text(errors="replace")
         except OSError:
@@ -270,7 +270,9 @@ def job_timings(workdir: Path, since: float) -> list[JobTiming]:
             else:
                 end = stamp
                 seconds = float(m.group(4))
-        if start is not None and start >= since - 1:
+        # only jobs of this run: a log line is stamped to the millisecond, after the
+        # run's command started (the previous run's last job may end just before)
+        if start is not None and start >= since:
             out.append(JobTiming(rule, path, start, end if end is not None else start, seconds))
     return out
 
