@@ -153,19 +153,11 @@ def merge(
         lineage = _committed_sources(con, symbol)
         dated = _dated(con, symbol)
         progress = Progress("merge", len(chunks), "chunks")
+        store = _Store(symbol, calendar, checkpoint_dir, sources, run_id, committed, dated, lineage)
         with _SIGNALS.catching():
             for done, chunk in enumerate(chunks, start=1):
                 _SIGNALS.check()
-                previous = committed.get(chunk.chunk_id)
-                if previous is not None and previous.content_hash == chunk.manifest.content_hash:
-                    _refresh_sources(con, chunk, symbol, sources, lineage.get(chunk.chunk_id, []))
-                _merge_one(
-                    con,
-                    chunk,
-                    states[chunk.chunk_id],
-                    _Store(symbol, calendar, checkpoint_dir, sources, run_id, committed, dated),
-                    report,
-                )
+                _merge_one(con, chunk, states[chunk.chunk_id], store, report)
                 progress.update(done, _merge_figures(report))
         progress.finish(len(chunks), _merge_figures(report))
     except Interrupted as exc:
@@ -255,6 +247,7 @@ class _Store:
     run_id: str
     committed: dict[str, _Committed]
     dated: set[dt.date]
+    lineage: dict[str, list[tuple[str, str]]]
 
 
 def _dated(con: duckdb.DuckDBPyConnection, symbol: str) -> set[dt.date]:
@@ -288,6 +281,7 @@ def _merge_one(
         return
     previous = committed.get(chunk.chunk_id)
     if previous is not None and previous.content_hash == entry.content_hash:
+        _refresh_sources(con, chunk, symbol, sources, store.lineage.get(chunk.chunk_id, []))
         report.skipped.append(chunk.chunk_id)
         if state.status != "done":
             # killed between commit and checkpoint: the database says it is done
@@ -381,12 +375,12 @@ def _refresh_sources(
     sources: dict[str, FileSummary],
     have: list[tuple[str, str]],
 ) -> None:
-    """A chunk whose content is unchanged keeps its rows and commit time, but its
-    source lineage follows the files as they are now (a duplicate file removed, a file
+    """A chunk whose content is unchanged (the merge's skip) keeps its rows and commit
+    time, but its source lineage follows the files as they are now (a duplicate file removed, a file
     replaced by one with the same bars): rewritten, in its own transaction, when the
     files or their sha256 differ from what the lineage holds."""
     want = sorted((path, _source(chunk, sources, path).sha256) for path in chunk.manifest.sources)
-    if chunk.manifest.status != "ok" or want == sorted(have):
+    if want == sorted(have):
         return
     con.execute("BEGIN TRANSACTION")
     try:
