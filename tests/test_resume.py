@@ -16,7 +16,7 @@ from conftest import Run, content_hash, db_hash
 
 from dbn_backfill.config import from_mapping
 from dbn_backfill.gates.checks import run_gates
-from dbn_backfill.runtime.faults import KILL_ENV, POINTS
+from dbn_backfill.runtime.faults import KILL_ENV, POINTS, SLOW_MERGE_ENV
 from dbn_backfill.sampledata.synth import generate
 from dbn_backfill.sources.dbn_files import find_sources
 from dbn_backfill.sources.index import scan
@@ -91,7 +91,9 @@ def lock_is_held(path: Path) -> bool:
 
 def test_second_run_is_refused_while_one_runs(sample, reference, tmp_path):
     run = fresh_run(sample, tmp_path)
-    first = run.popen("--chunks-per-job", "3")
+    # a merge slow enough that the first run still holds its locks while the others
+    # start (a fast machine could otherwise finish it first)
+    first = run.popen("--chunks-per-job", "3", env={SLOW_MERGE_ENV: "1.0"})
     deadline = time.time() + 60
     while not lock_is_held(run.workdir / ".dbn-backfill.lock") and time.time() < deadline:
         time.sleep(0.05)

@@ -26,8 +26,10 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,7 +206,6 @@ def count_file(header: SourceHeader, calendar: Calendar, symbol: str) -> DayCoun
 
     from dbn_backfill.chunks.contracts import outright_pattern
     from dbn_backfill.sources.dbn_files import DbnReader
-    from dbn_backfill.sources.decode import resolve_codes
 
     pattern = outright_pattern(symbol)
     totals: dict[tuple[dt.date, str], int] = {}
@@ -217,10 +218,7 @@ def count_file(header: SourceHeader, calendar: Calendar, symbol: str) -> DayCoun
             ts_all = block["ts_event"].astype("int64")
             if ts_all[0] < previous or bool((np.diff(ts_all) < 0).any()):
                 return None
-            codes, symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
-            names = np.array([str(x) if x is not None else "" for x in symbols], dtype=object)
-            outright = np.array([pattern.match(n) is not None for n in names], dtype=bool)
-            hit = outright[codes]
+            codes, names, hit = _outrights(imap, block, pattern)
             if hit.any():
                 ts = ts_all[hit]
                 # one raw symbol may have several codes (instrument ids, UTC days)
@@ -257,6 +255,20 @@ def count_file(header: SourceHeader, calendar: Calendar, symbol: str) -> DayCoun
     return out
 
 
+def _outrights(
+    imap: Any, block: np.ndarray, pattern: re.Pattern[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(codes, names, hit)``: record ``i`` has raw symbol ``names[codes[i]]`` (through
+    the file's mappings on its UTC date; "" when unresolved) and ``hit[i]`` says it is
+    an outright of the root."""
+    from dbn_backfill.sources.decode import resolve_codes
+
+    codes, symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
+    names = np.array([str(x) if x is not None else "" for x in symbols], dtype=object)
+    outright = np.array([pattern.match(n) is not None for n in names], dtype=bool)
+    return codes, names, outright[codes]
+
+
 def recount_from_dbn(
     headers: list[SourceHeader], calendar: Calendar, symbol: str, days: list[dt.date]
 ) -> DayCounts:
@@ -269,7 +281,6 @@ def recount_from_dbn(
     from dbn_backfill.chunks.contracts import outright_pattern
     from dbn_backfill.chunks.grid import header_trade_span, overlaps
     from dbn_backfill.sources.dbn_files import DbnReader
-    from dbn_backfill.sources.decode import resolve_codes
 
     days = sorted(days)
     out: DayCounts = {d: {} for d in days}
@@ -295,13 +306,7 @@ def recount_from_dbn(
                 # only records inside one of the wanted sessions: odd positions in edges
                 inside = (np.searchsorted(edges, ts_all, side="right") % 2) == 1
                 if inside.any():
-                    sub = block[inside]
-                    codes, symbols = resolve_codes(imap, sub["instrument_id"], sub["ts_event"])
-                    outright = np.array(
-                        [s is not None and pattern.match(str(s)) is not None for s in symbols],
-                        dtype=bool,
-                    )
-                    hit = outright[codes]
+                    codes, symbols, hit = _outrights(imap, block[inside], pattern)
                     if hit.any():
                         ts = ts_all[inside][hit]
                         found.append(
