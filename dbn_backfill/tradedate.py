@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,11 @@ class Calendar:
 
     @classmethod
     def load(cls, path: Path) -> Calendar:
-        raw = json.loads(Path(path).read_text())
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Calendar:
+        """The calendar :meth:`to_json` wrote (other keys are ignored)."""
         return cls(
             name=raw["name"],
             session_tz=raw["session_tz"],

@@ -70,7 +70,7 @@ def spot_check_days(
 def spot_check_counts(
     cfg: BackfillConfig,
     calendar: Calendar,
-    sources: list[IndexedSource] | list[SourceHeader],
+    sources: list[IndexedSource],
     seed: str,
     cache_dir: Path | None = None,
 ) -> SpotCounts:
@@ -85,9 +85,8 @@ def spot_check_counts(
     days = spot_check_days(
         calendar, cfg.start, cfg.end, cfg.expected_gaps, cfg.spot_check_days, seed
     )
-    indexed = [s for s in sources if isinstance(s, IndexedSource)]
-    headers = [s.header if isinstance(s, IndexedSource) else s for s in sources]
-    shas = {str(s.header.path): s.sha256 for s in indexed}
+    headers = [s.header for s in sources]
+    shas = {str(s.header.path): s.sha256 for s in sources}
     counts, files, cached = _counts(headers, shas, calendar, cfg.symbol, days, cache_dir)
     return SpotCounts(
         run_id=seed,
@@ -112,9 +111,9 @@ def _counts(
     out: DayCounts = {d: {} for d in days}
     if not days:
         return out, [], []
-    involved = [
-        h for h in headers if any(overlaps(header_trade_span(h, calendar), d, d) for d in days)
-    ]
+    spans = {str(h.path): header_trade_span(h, calendar) for h in headers}
+    covering = {d: [h for h in headers if overlaps(spans[str(h.path)], d, d)] for d in days}
+    involved = [h for h in headers if any(h in covering[d] for d in days)]
     per_file: dict[str, DayCounts] = {}
     cached: list[str] = []
     if cache_dir is not None:
@@ -129,7 +128,7 @@ def _counts(
         progress.finish(len(todo))
     recount: dict[dt.date, list[SourceHeader]] = {}
     for day in days:
-        readers = [h for h in involved if overlaps(header_trade_span(h, calendar), day, day)]
+        readers = covering[day]
         uncounted = [h for h in readers if str(h.path) not in per_file]
         having = [h for h in readers if per_file.get(str(h.path), {}).get(day)]
         if not uncounted and _disjoint(having):

@@ -172,8 +172,9 @@ def _calendar_origin(cfg: BackfillConfig) -> dict[str, str]:
 def _calendar(cfg: BackfillConfig, cache: Path | None) -> Calendar:
     if cache is not None:
         try:
-            if json.loads(cache.read_text()).get("built_from") == _calendar_origin(cfg):
-                return Calendar.load(cache)
+            raw = json.loads(cache.read_text())
+            if raw.get("built_from") == _calendar_origin(cfg):
+                return Calendar.from_json(raw)
         except (OSError, ValueError, KeyError, AttributeError):
             pass  # no usable copy: build it
     return build_calendar(
