@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_START ?= 2024-01-02
 DEMO_END ?= 2024-03-28
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test test-fast lint demo bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+# everything: the unit tier, then the end-to-end tier (what CI runs)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/e2e
+
+# the unit tier only, for the edit-test loop (seconds)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check dbn_backfill tests bench
@@ -28,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint --config dbn=tests/data/es-fixture.ohlcv-1m.dbn.zst db=/tmp/dbn-backfill-lint.duckdb symbol=ES \
 		start=2020-12-28 end=2020-12-28 checkpoint=/tmp/dbn-backfill-lint-ckpt
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/dbn-backfill synth --out demo/dbn --start 2024-01-01 --end 2024-03-31 --seed 7 --layout daily

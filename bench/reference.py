@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dbn_backfill.store.schema import DDL  # the one definition of bars_1m
+from dbn_backfill.schema import DDL  # the one definition of bars_1m
 
 NS_PER_MINUTE = 60_000_000_000
 NS_PER_HOUR = 3_600_000_000_000

@@ -31,6 +31,7 @@ from types import FrameType
 
 from dbn_backfill.config import parse_date, parse_dates
 from dbn_backfill.errors import ConfigError
+from dbn_backfill.layout import default_workdir
 from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
 
 
@@ -50,12 +51,6 @@ def resolve_profile(value: str) -> Path:
     raise ConfigError(
         f"--profile {value!r} is neither a directory nor a shipped profile ({', '.join(names)})"
     )
-
-
-def default_workdir(db: str) -> Path:
-    """Where a run keeps its intermediates, logs and Snakemake state: ``<db>.work/``."""
-    path = Path(db).expanduser().resolve()
-    return path.with_name(path.name + ".work")
 
 
 def backfill_parser() -> argparse.ArgumentParser:

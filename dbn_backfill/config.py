@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from dbn_backfill.errors import ConfigError
+from dbn_backfill.layout import probe_file
 from dbn_backfill.paths import config_schema
 
 
@@ -232,7 +233,7 @@ def _probe_dir(folder: Path, what: str) -> None:
     """Raises: ConfigError: ``folder`` (named by ``what``) is missing or not writable."""
     if not folder.is_dir():
         raise ConfigError(f"{what} does not exist")
-    probe = folder / f".dbn-backfill-probe-{os.getpid()}"
+    probe = probe_file(folder, os.getpid())
     try:
         probe.write_bytes(b"")
         probe.unlink()

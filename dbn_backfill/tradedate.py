@@ -1,16 +1,20 @@
 """CME business days and trade-date assignment (contract section 3).
 
-Business days come from ``pandas_market_calendars`` once, while the main process
-plans the run (:func:`build_calendar`), and are saved as a small file
-(``results/<S>/calendar.json``); jobs load that file instead of importing the calendar
-library (1 s per process).
+:func:`cme_calendar` is the one entry point to the business days, for planning,
+fetching, ``status`` and the report: it takes them from ``pandas_market_calendars``
+over a fixed span (:data:`CALENDAR_FIRST`..:data:`CALENDAR_LAST`), or from a saved copy
+(:func:`save_calendar`; the plan writes one per run, which every job then loads instead
+of importing the calendar library, 1 s per process) when that copy was built from the
+same settings and library version.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,10 @@ import pandas as pd
 
 NS_PER_MINUTE = 60_000_000_000
 NS_PER_DAY = 86_400_000_000_000
+
+#: Fixed span of the business-day calendar: the chunk grid is anchored at its first day.
+CALENDAR_FIRST = dt.date(2000, 1, 1)
+CALENDAR_LAST = dt.date(2039, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,15 @@ class Calendar:
         lo = np.searchsorted(self.days, np.datetime64(start, "D"), side="left")
         hi = np.searchsorted(self.days, np.datetime64(end, "D"), side="right")
         return self.days[lo:hi]
+
+    def required_days(
+        self, start: dt.date, end: dt.date, expected_gaps: tuple[dt.date, ...] | list[dt.date] = ()
+    ) -> list[dt.date]:
+        """The business days of ``[start, end]`` that must have bars (contract section 5):
+        every business day less ``expected_gaps``."""
+        gaps = set(expected_gaps)
+        days = (pd.Timestamp(d).date() for d in self.business_days(start, end))
+        return [d for d in days if d not in gaps]
 
     def previous_business_day(self, day: dt.date) -> dt.date | None:
         i = int(np.searchsorted(self.days, np.datetime64(day, "D"), side="left")) - 1
@@ -116,9 +133,6 @@ class Calendar:
             "days": [str(d) for d in self.days],
         }
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json()))
-
     @classmethod
     def load(cls, path: Path) -> Calendar:
         return cls.from_json(json.loads(Path(path).read_text()))
@@ -132,6 +146,65 @@ class Calendar:
             session_roll=raw["session_roll"],
             days=np.array(raw["days"], dtype="datetime64[D]"),
         )
+
+
+def calendar_origin(name: str, session_tz: str, session_roll: str) -> dict[str, str]:
+    """What a calendar is built from: its settings, its span and the library's version
+    (a saved copy with another origin is not used)."""
+    return {
+        "calendar": name,
+        "session_tz": session_tz,
+        "session_roll": session_roll,
+        "first": str(CALENDAR_FIRST),
+        "last": str(CALENDAR_LAST),
+        "pandas_market_calendars": metadata.version("pandas_market_calendars"),
+    }
+
+
+def cme_calendar(
+    name: str = "CME_TradeDate",
+    session_tz: str = "America/Chicago",
+    session_roll: str = "17:00",
+    saved: Path | None = None,
+) -> Calendar:
+    """The business days of calendar ``name`` over the fixed span, with the session rule.
+
+    Args:
+        name, session_tz, session_roll: config ``calendar``, ``session_tz``,
+            ``session_roll`` (defaults: the schema's).
+        saved: a copy written by :func:`save_calendar`, used when it was built from the
+            same settings and ``pandas_market_calendars`` version (else ignored).
+
+    Raises:
+        ValueError: the calendar is unknown or the roll is not ``HH:MM``.
+    """
+    if saved is not None:
+        try:
+            raw = json.loads(Path(saved).read_text())
+            if raw.get("built_from") == calendar_origin(name, session_tz, session_roll):
+                return Calendar.from_json(raw)
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # no usable copy: build it
+    return build_calendar(name, session_tz, session_roll, CALENDAR_FIRST, CALENDAR_LAST)
+
+
+def save_calendar(calendar: Calendar, path: Path) -> bool:
+    """Write ``calendar`` (with its origin) to ``path`` unless the file already holds
+    exactly that: its modification time is what tells Snakemake that the days changed.
+    Atomic. Returns whether it wrote."""
+    origin = calendar_origin(calendar.name, calendar.session_tz, calendar.session_roll)
+    text = json.dumps({**calendar.to_json(), "built_from": origin})
+    path = Path(path)
+    try:
+        if path.read_text() == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
 
 
 def build_calendar(

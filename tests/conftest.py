@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
 from dbn_backfill.sampledata.dbnwrite import SymbolInterval, write_ohlcv_dbn
-from dbn_backfill.tradedate import Calendar, build_calendar
+from dbn_backfill.tradedate import CALENDAR_FIRST, CALENDAR_LAST, Calendar, build_calendar
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT / "tests" / "data" / "databento"

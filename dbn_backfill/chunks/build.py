@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dbn_backfill.artifacts import BatchManifest, ChunkResult
-from dbn_backfill.chunks.contracts import select_front
+from dbn_backfill.chunks.front import select_front
 from dbn_backfill.chunks.grid import Chunk
 from dbn_backfill.chunks.rows import VALUE_COLUMNS, dedupe, describe, invalid_mask, to_price
 from dbn_backfill.runtime.faults import kill_point
-from dbn_backfill.store.schema import ARROW_SCHEMA, SELECTION_SCHEMA, bars_schema
+from dbn_backfill.schema import ARROW_SCHEMA, SELECTION_SCHEMA, bars_schema
 
 log = logging.getLogger(__name__)
 

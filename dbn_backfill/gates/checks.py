@@ -15,16 +15,15 @@ import datetime as dt
 import logging
 
 import duckdb
-import pandas as pd
 
 from dbn_backfill.artifacts import GateResult, SpotCounts
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import GateError
 from dbn_backfill.gates.spot import spot_check_counts
 from dbn_backfill.runtime.faults import kill_point
+from dbn_backfill.schema import TABLE
 from dbn_backfill.sources.index import IndexedSource
 from dbn_backfill.store.database import connect, first_row, table_exists
-from dbn_backfill.store.schema import TABLE
 from dbn_backfill.tradedate import Calendar
 
 log = logging.getLogger(__name__)
@@ -203,10 +202,10 @@ def _gate_completeness(
             [symbol, start, end],
         ).fetchall()
     }
-    days = [pd.Timestamp(d).date() for d in calendar.business_days(start, end)]
-    gaps = set(expected_gaps)
-    missing = [d for d in days if d not in have and d not in gaps]
-    detail = f"{len(days)} business days in [{start}, {end}], {len(missing)} without rows"
+    required = calendar.required_days(start, end, expected_gaps)
+    missing = [d for d in required if d not in have]
+    business = len(calendar.business_days(start, end))
+    detail = f"{business} business days in [{start}, {end}], {len(missing)} without rows"
     if missing:
         detail += ": " + ", ".join(str(d) for d in missing[:20])
     return GateResult("completeness of [start, end]", not missing, detail)

@@ -58,12 +58,7 @@ def spot_check_days(
     seed: str,
 ) -> list[dt.date]:
     """``n`` random business days of ``[start, end]`` (less ``expected_gaps``), seeded."""
-    gaps = set(expected_gaps)
-    days = [
-        d
-        for d in (dt.date.fromisoformat(str(x)) for x in calendar.business_days(start, end))
-        if d not in gaps
-    ]
+    days = calendar.required_days(start, end, expected_gaps)
     return sorted(random.Random(seed).sample(days, min(n, len(days))))
 
 
@@ -203,8 +198,8 @@ def count_file(header: SourceHeader, calendar: Calendar, symbol: str) -> DayCoun
     possible duplicates, and the day must be recounted as a set)."""
     from databento.common.symbology import InstrumentMap
 
-    from dbn_backfill.chunks.contracts import outright_pattern
     from dbn_backfill.sources.dbn_files import DbnReader
+    from dbn_backfill.symbols import outright_pattern
 
     pattern = outright_pattern(symbol)
     totals: dict[tuple[dt.date, str], int] = {}
@@ -277,9 +272,9 @@ def recount_from_dbn(
     """
     from databento.common.symbology import InstrumentMap
 
-    from dbn_backfill.chunks.contracts import outright_pattern
     from dbn_backfill.chunks.grid import header_trade_span, overlaps
     from dbn_backfill.sources.dbn_files import DbnReader
+    from dbn_backfill.symbols import outright_pattern
 
     days = sorted(days)
     out: DayCounts = {d: {} for d in days}

@@ -1,1 +1,2 @@
-"""Runtime plumbing: the parse-time plan, step logging, run locks, fault injection, summary."""
+"""Process plumbing, below the domain code: run locks, signal handling, the step runner
+(logging, start/end lines), console progress, fault injection for tests."""

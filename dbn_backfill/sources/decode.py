@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 from databento.common.symbology import InstrumentMap
 
 from dbn_backfill.artifacts import DecodeSummary, FileSummary
-from dbn_backfill.chunks.contracts import outright_pattern
 from dbn_backfill.errors import SourceError
 from dbn_backfill.runtime.faults import kill_point
 from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.sources.dbn_files import UNDEF_TIMESTAMP, DbnReader, check_header, read_header
+from dbn_backfill.symbols import outright_pattern
 from dbn_backfill.tradedate import NS_PER_DAY, Calendar
 
 log = logging.getLogger(__name__)

@@ -46,6 +46,7 @@ import pandas as pd
 
 from dbn_backfill.config import BackfillConfig, from_mapping
 from dbn_backfill.errors import FetchError, SourceError
+from dbn_backfill.layout import fetch_lock
 from dbn_backfill.sources.dbn_files import (
     DbnReader,
     SourceHeader,
@@ -62,7 +63,6 @@ DAY = dt.timedelta(days=1)
 NS_PER_DAY = 86_400_000_000_000
 #: Longest wait between two attempts (a larger ``Retry-After`` is cut to this).
 MAX_WAIT_SECONDS = 300.0
-LOCK_NAME = ".dbn-backfill-fetch.lock"
 _EPOCH = dt.date(1970, 1, 1)
 
 
@@ -138,7 +138,7 @@ def plan_fetch(
     Args:
         cfg: the run's settings (``dbn`` must be a folder, or not exist yet).
         calendar: the business-day calendar of the run.
-        header_cache: the planner's header cache (see ``workflow.read_headers``).
+        header_cache: the planner's source index (:mod:`dbn_backfill.sources.index`).
 
     Returns:
         a :class:`FetchPlan`.
@@ -148,7 +148,7 @@ def plan_fetch(
         SourceError: a DBN file in the folder is unreadable or not the run's schema and
             dataset (the backfill would stop on it anyway: nothing is paid for first).
     """
-    from dbn_backfill.runtime.plan import read_headers
+    from dbn_backfill.sources.index import scan
 
     folder = cfg.dbn
     if folder.exists() and not folder.is_dir():
@@ -156,7 +156,7 @@ def plan_fetch(
     needed = needed_days(calendar, cfg.start, cfg.end)
     headers: tuple[SourceHeader, ...] = ()
     if folder.is_dir() and any(_dbn_files(folder)):
-        headers = read_headers(find_sources(folder), header_cache)
+        headers = tuple(s.header for s in scan(find_sources(folder), header_cache, write=False))
     for header in headers:
         check_header(header, cfg.dataset)
     present = present_days(headers, needed)
@@ -275,7 +275,11 @@ def _fetch_with_key(
 
 
 def fetch_from_config(
-    config: Mapping[str, Any], *, dry_run: bool, header_cache: Path | None = None
+    config: Mapping[str, Any],
+    *,
+    dry_run: bool,
+    header_cache: Path | None = None,
+    calendar_cache: Path | None = None,
 ) -> bool:
     """The Snakefile hook: fetch when config ``fetch`` is true (see :func:`fetch_missing`).
 
@@ -283,6 +287,8 @@ def fetch_from_config(
         config: Snakemake's merged config.
         dry_run: Snakemake's ``--dry-run``.
         header_cache: the planner's header cache file.
+        calendar_cache: the calendar a previous plan saved (used when built from the
+            same settings; see :func:`dbn_backfill.tradedate.cme_calendar`).
 
     Returns:
         whether ``fetch`` is on.
@@ -293,13 +299,10 @@ def fetch_from_config(
     cfg = from_mapping(config)
     if not cfg.fetch:
         return False
-    from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
-    from dbn_backfill.tradedate import build_calendar
+    from dbn_backfill.tradedate import cme_calendar
 
     try:
-        calendar = build_calendar(
-            cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
-        )
+        calendar = cme_calendar(cfg.calendar, cfg.session_tz, cfg.session_roll, calendar_cache)
     except ValueError as exc:
         raise FetchError(f"calendar {cfg.calendar}: {exc}") from exc
     fetch_missing(cfg, calendar, dry_run=dry_run, header_cache=header_cache)
@@ -565,7 +568,7 @@ def _tls_trust() -> Iterator[None]:
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """One fetch per folder at a time (an flock the OS drops if the process dies)."""
-    path = folder / LOCK_NAME
+    path = fetch_lock(folder)
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

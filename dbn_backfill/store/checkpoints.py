@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dbn_backfill.artifacts import CHECKPOINT_STATUSES, Checkpoint, write_json
+from dbn_backfill.layout import checkpoint_path
 
 STATUSES = CHECKPOINT_STATUSES
 
@@ -23,7 +24,8 @@ def now() -> str:
 
 
 def path_for(checkpoint_dir: Path, chunk_id: str) -> Path:
-    return Path(checkpoint_dir) / f"{chunk_id}.json"
+    """The file of chunk ``chunk_id``'s checkpoint (:func:`dbn_backfill.layout.checkpoint_path`)."""
+    return checkpoint_path(checkpoint_dir, chunk_id)
 
 
 def read(checkpoint_dir: Path, chunk_id: str) -> Checkpoint | None:

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from dbn_backfill.errors import LockError, SchemaMismatchError
-from dbn_backfill.store.schema import COLUMNS, DDL, PRIMARY_KEY, TABLE
+from dbn_backfill.schema import COLUMNS, DDL, PRIMARY_KEY, TABLE
 
 LINEAGE_DDL = (
     """

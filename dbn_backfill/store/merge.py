@@ -39,9 +39,9 @@ from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import BackfillError, CompletenessError, Interrupted
 from dbn_backfill.runtime.faults import kill_point, slow_merge
 from dbn_backfill.runtime.progress import Progress
+from dbn_backfill.schema import SELECTION_SCHEMA
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import connect, ensure_tables, first_row
-from dbn_backfill.store.schema import SELECTION_SCHEMA
 from dbn_backfill.tradedate import Calendar
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dbn_backfill.views.report import THIN_FRACTION  # noqa: E402
-
 #: Share of the top two below which a trade date counts as a near tie.
 NEAR_TIE = 0.55
 #: Trade dates shown by the detail chart.
@@ -314,7 +312,9 @@ def roll_detail(
     return to_png(fig)
 
 
-def bars_per_day(days: pd.DataFrame, symbol: str, session_calendar: str) -> bytes:
+def bars_per_day(
+    days: pd.DataFrame, symbol: str, session_calendar: str, thin_fraction: float
+) -> bytes:
     """Bars per trade date against the CME session's minutes, and the longest hole.
 
     Args:
@@ -360,7 +360,7 @@ def bars_per_day(days: pd.DataFrame, symbol: str, session_calendar: str) -> byte
         s=22,
         color=FLIP,
         zorder=4,
-        label=f"thin day (coverage < {THIN_FRACTION:.0%} of the local median): {int(thin.sum())}",
+        label=f"thin day (coverage < {thin_fraction:.0%} of the local median): {int(thin.sum())}",
     )
     worst = days[days["thin"]].nsmallest(5, "relative_coverage").sort_values("trade_date")
     for i, row in enumerate(worst.to_dict("records")):

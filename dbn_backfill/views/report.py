@@ -40,12 +40,20 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from dbn_backfill.chunks.contracts import expiry_key, is_outright
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.layout import checkpoint_files, find_workdir
 from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, table_exists
-from dbn_backfill.tradedate import Calendar, build_calendar
-from dbn_backfill.views.runs import RunRecord, latest_gates, latest_run, list_runs, package_versions
+from dbn_backfill.symbols import expiry_key, is_outright
+from dbn_backfill.tradedate import Calendar
+from dbn_backfill.views.runs import (
+    RunRecord,
+    latest_gates,
+    latest_run,
+    list_runs,
+    package_versions,
+    trade_calendar,
+)
 
 #: ``pandas_market_calendars`` session calendar per CME root (expected minutes per
 #: session); other roots use the run's trade-date calendar (``CME_TradeDate``: 23 h).
@@ -105,24 +113,6 @@ def default_symbol(con: duckdb.DuckDBPyConnection, db: Path) -> str:
     if len(symbols) != 1:
         raise ReportError(f"{db} holds {len(symbols)} symbols {symbols}; choose one with --symbol")
     return str(symbols[0])
-
-
-def trade_calendar(config: dict[str, Any], workdir: Path | None, symbol: str) -> Calendar:
-    """The run's business-day calendar: the workdir's ``calendar.json`` when there is
-    one, else built from the run's settings (or the defaults)."""
-    if workdir is not None:
-        saved = Path(workdir) / "results" / symbol / "calendar.json"
-        if saved.is_file():
-            return Calendar.load(saved)
-    from dbn_backfill.runtime.plan import CALENDAR_FIRST, CALENDAR_LAST
-
-    return build_calendar(
-        str(config.get("calendar", "CME_TradeDate")),
-        str(config.get("session_tz", "America/Chicago")),
-        str(config.get("session_roll", "17:00")),
-        CALENDAR_FIRST,
-        CALENDAR_LAST,
-    )
 
 
 def sessions(name: str, calendar: Calendar, first: dt.date, last: dt.date) -> pd.DataFrame:
@@ -407,7 +397,7 @@ def checkpoint_summary(
     """Counts by status of the checkpoint files, and the failed / in_progress ones."""
     counts: dict[str, int] = {}
     problems = []
-    for path in sorted(Path(checkpoint_dir).glob("chunk_*.json")):
+    for path in checkpoint_files(checkpoint_dir):
         checkpoint = ckpt.read(path.parent, path.stem)
         if checkpoint is None:
             counts["unreadable"] = counts.get("unreadable", 0) + 1
@@ -515,7 +505,9 @@ def render_charts(data: ReportData) -> dict[str, bytes]:
     data.charts = {
         "rolls": charts.roll_overview(data.days, data.rolls, data.symbol),
         "rolls_detail": charts.roll_detail(data.days, data.rolls, data.symbol),
-        "bars_per_day": charts.bars_per_day(data.days, data.symbol, data.session_calendar),
+        "bars_per_day": charts.bars_per_day(
+            data.days, data.symbol, data.session_calendar, THIN_FRACTION
+        ),
     }
     return data.charts
 
@@ -1004,22 +996,6 @@ def write_report(
         for name, png in data.charts.items():
             (Path(charts_dir) / f"{name}.png").write_bytes(png)
     return data
-
-
-def find_workdir(symbol_hint: str | None, db: Path | None = None) -> Path | None:
-    """The backfill's work directory when none is given: the CLI's default
-    ``<db>.work/`` beside the database, else the current directory, whichever holds
-    run records (None: neither does)."""
-    from dbn_backfill.cli import default_workdir
-
-    candidates = [default_workdir(str(db))] if db is not None else []
-    for here in [*candidates, Path.cwd()]:
-        results = here / "results"
-        if symbol_hint and (results / symbol_hint / "runs").is_dir():
-            return here
-        if not symbol_hint and results.is_dir() and any(results.glob("*/runs")):
-            return here
-    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

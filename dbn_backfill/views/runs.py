@@ -1,21 +1,25 @@
-"""The per-run records under ``<workdir>/results/<SYMBOL>/runs/<run_id>/``.
+"""The per-run records of a work directory (:meth:`dbn_backfill.layout.Layout.run_dir`).
 
 Every run of the workflow leaves there ``config.json`` (its effective settings and
 the versions of the key packages, written when the run starts), ``merge.json``
 (written by the merge when it finished) and ``gates.json`` (written by the gates).
-This module finds them and reads them; it imports nothing heavy, so the Snakefile
-can use it at parse time.
+This module finds them and reads them, and gives the business-day calendar a run used;
+it imports nothing heavy, so the Snakefile can use it at parse time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from dbn_backfill.artifacts import write_json
+from dbn_backfill.config import schema_defaults
+from dbn_backfill.layout import Layout
+from dbn_backfill.tradedate import Calendar, cme_calendar
 
 if TYPE_CHECKING:
     from dbn_backfill.config import BackfillConfig
@@ -46,11 +50,6 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def runs_dir(workdir: Path, symbol: str) -> Path:
-    """``<workdir>/results/<symbol>/runs``."""
-    return Path(workdir) / "results" / symbol / "runs"
-
-
 def config_json(cfg: BackfillConfig) -> dict[str, Any]:
     """The run's effective settings as JSON values (dates ISO, paths absolute)."""
     out: dict[str, Any] = {}
@@ -66,21 +65,17 @@ def config_json(cfg: BackfillConfig) -> dict[str, Any]:
     return out
 
 
-def write_run_config(run_dir: Path, run_id: str, cfg: BackfillConfig) -> Path:
-    """Write ``run_dir/config.json``: the run's settings and package versions (atomic)."""
-    run_dir = Path(run_dir)
-    snapshot = config_json(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def write_run_config(layout: Layout, run_id: str, cfg: BackfillConfig) -> Path:
+    """Write the run's ``config.json`` (its settings and the package versions) into its
+    run folder, atomically; returns the file."""
     payload = {
         "run_id": run_id,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "config": snapshot,
+        "config": config_json(cfg),
         "versions": package_versions(),
     }
-    target = run_dir / "config.json"
-    tmp = target.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, target)
+    target = layout.run_record(cfg.symbol, run_id, "config")
+    write_json(target, payload)
     return target
 
 
@@ -90,7 +85,7 @@ class RunRecord:
 
     ``gates`` comes from ``gates.json``, or, when the gates failed (Snakemake removes
     the outputs of a failed job), from the same results the gates step keeps beside
-    its log, ``<workdir>/logs/<SYMBOL>/check_gates/<run_id>.json``; ``gates_origin``
+    its log (:meth:`~dbn_backfill.layout.Layout.gates_results_log`); ``gates_origin``
     says which file it was.
     """
 
@@ -100,6 +95,7 @@ class RunRecord:
     merge: dict[str, Any] | None
     gates: dict[str, Any] | None
     gates_origin: Path | None = None
+    gates_from_log: bool = False
 
     @property
     def gates_failed(self) -> list[dict[str, Any]]:
@@ -124,28 +120,22 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def gates_log(run_dir: Path) -> Path:
-    """Where the gates step of the run in ``run_dir`` keeps its results beside its log."""
-    run_dir = Path(run_dir)
-    symbol, workdir = run_dir.parents[1].name, run_dir.parents[3]
-    return workdir / "logs" / symbol / "check_gates" / f"{run_dir.name}.json"
-
-
-def load_run(path: Path) -> RunRecord:
-    """The records of the run folder ``path`` (``.../results/<SYMBOL>/runs/<run_id>``)."""
-    path = Path(path)
-    origin: Path | None = path / "gates.json"
-    gates = _load(path / "gates.json")
-    if gates is None:
-        origin = gates_log(path)
+def load_run(layout: Layout, symbol: str, run_id: str) -> RunRecord:
+    """The records of run ``run_id`` of ``symbol`` in ``layout``'s work directory."""
+    origin = layout.run_record(symbol, run_id, "gates")
+    gates = _load(origin)
+    from_log = gates is None
+    if from_log:
+        origin = layout.gates_results_log(symbol, run_id)
         gates = _load(origin)
     return RunRecord(
-        run_id=path.name,
-        path=path,
-        config=_load(path / "config.json"),
-        merge=_load(path / "merge.json"),
+        run_id=run_id,
+        path=layout.run_dir(symbol, run_id),
+        config=_load(layout.run_record(symbol, run_id, "config")),
+        merge=_load(layout.run_record(symbol, run_id, "merge")),
         gates=gates,
         gates_origin=origin if gates is not None else None,
+        gates_from_log=from_log and gates is not None,
     )
 
 
@@ -156,12 +146,13 @@ def list_runs(workdir: Path, symbol: str) -> list[RunRecord]:
     gates report, touches it; runs on one work directory never overlap, they hold a
     lock), then by name (default run ids start with the UTC start time).
     """
-    folder = runs_dir(workdir, symbol)
+    layout = Layout(Path(workdir))
+    folder = layout.runs_dir(symbol)
     if not folder.is_dir():
         return []
     dirs = [p for p in folder.iterdir() if p.is_dir()]
     dirs.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
-    return [load_run(p) for p in dirs]
+    return [load_run(layout, symbol, p.name) for p in dirs]
 
 
 def latest_run(workdir: Path, symbol: str) -> RunRecord | None:
@@ -174,3 +165,16 @@ def latest_gates(workdir: Path, symbol: str) -> RunRecord | None:
     """The most recent run that has a gates report."""
     with_gates = [r for r in list_runs(workdir, symbol) if r.gates is not None]
     return with_gates[-1] if with_gates else None
+
+
+def trade_calendar(config: dict[str, Any], workdir: Path | None, symbol: str) -> Calendar:
+    """The run's business-day calendar (:func:`dbn_backfill.tradedate.cme_calendar`): the
+    copy its plan saved in ``workdir`` when built from the run's settings, else built
+    from the run's settings (or the schema's defaults)."""
+    defaults = schema_defaults()
+
+    def setting(key: str) -> str:
+        return str(config.get(key) or defaults[key])
+
+    saved = Layout(Path(workdir)).calendar_file(symbol) if workdir is not None else None
+    return cme_calendar(setting("calendar"), setting("session_tz"), setting("session_roll"), saved)

@@ -29,10 +29,11 @@ from typing import Any
 import pandas as pd
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.layout import Layout, checkpoint_files, db_lock, find_workdir
 from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, first_row, table_exists
 from dbn_backfill.tradedate import Calendar
-from dbn_backfill.views.runs import RunRecord, latest_run
+from dbn_backfill.views.runs import RunRecord, latest_run, trade_calendar
 
 EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
 
@@ -43,7 +44,7 @@ def lock_holder(db: Path) -> str | None:
     The lock file is opened read-only and a shared lock tried for an instant; nothing
     is written. Missing lock file: no backfill has run here (or it is elsewhere).
     """
-    path = Path(db).with_name(Path(db).name + ".lock")
+    path = db_lock(db)
     try:
         handle = open(path)  # noqa: SIM115 - closed below
     except OSError:
@@ -62,7 +63,7 @@ def lock_holder(db: Path) -> str | None:
 def read_checkpoints(checkpoint_dir: Path, symbol: str | None) -> list[dict[str, Any]]:
     """Every ``chunk_*.json`` of the folder (of ``symbol`` when the file names one)."""
     out = []
-    for path in sorted(Path(checkpoint_dir).glob("chunk_*.json")):
+    for path in checkpoint_files(checkpoint_dir):
         checkpoint = ckpt.read(path.parent, path.stem)
         if checkpoint is None:
             out.append({"chunk_id": path.stem, "status": "unreadable"})
@@ -74,8 +75,6 @@ def read_checkpoints(checkpoint_dir: Path, symbol: str | None) -> list[dict[str,
 
 
 def _calendar(workdir: Path | None, symbol: str, config: dict[str, Any]) -> Calendar:
-    from dbn_backfill.views.report import trade_calendar
-
     return trade_calendar(config, workdir, symbol)
 
 
@@ -171,6 +170,7 @@ def run_view(run: RunRecord | None) -> dict[str, Any] | None:
         "gates": {
             "passed": run.gates.get("passed"),
             "report": str(run.gates_origin),
+            "from_log": run.gates_from_log,
             "gates": run.gates.get("gates", []),
         }
         if run.gates is not None
@@ -248,9 +248,10 @@ def collect(
     last = run_view(run)
     if run is not None and holder is None:
         if run.merge is None and run.gates is None:
+            merge_log = Layout(Path(workdir or ".")).log(str(symbol), "merge_chunks", run.run_id)
             attention.append(
                 f"run {run.run_id} has no merge report: it stopped before its merge "
-                f"finished (see logs/{symbol}/merge_chunks/{run.run_id}.log)"
+                f"finished (see {merge_log})"
             )
         elif run.merge is not None and run.gates is None:
             attention.append(
@@ -342,7 +343,7 @@ def format_text(status: dict[str, Any]) -> str:
             gates = g["gates"]
             n_pass = sum(1 for x in gates if x.get("passed"))
             word = "passed" if g["passed"] else "FAILED"
-            kept = "" if g["report"].endswith("gates.json") else f", from {g['report']}"
+            kept = f", from {g['report']}" if g.get("from_log") else ""
             lines.append(f"    gates: {word} ({n_pass}/{len(gates)}{kept})")
             for x in gates:
                 if not x.get("passed"):
@@ -369,7 +370,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``status`` subcommand: print, return the exit status."""
-    from dbn_backfill.views.report import find_workdir
 
     workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol, Path(args.db))
     try:

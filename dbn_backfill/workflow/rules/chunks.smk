@@ -8,11 +8,11 @@ rule build_chunks:
         decoded=batch_decoded,
         calendar=calendar_file(),
     output:
-        bars=f"{ROOT}/batches/{{batch}}.bars.parquet",
-        selection=f"{ROOT}/batches/{{batch}}.selection.parquet",
-        manifest=f"{ROOT}/batches/{{batch}}.manifest.json",
+        bars=batch_file("{batch}", "bars"),
+        selection=batch_file("{batch}", "selection"),
+        manifest=batch_file("{batch}", "manifest"),
     log:
-        f"{LOGS}/build_chunks/{{batch}}.log",
+        log_file("build_chunks", "{batch}"),
     wildcard_constraints:
         batch=r"batch_\d{8}_\d{8}",
     group:

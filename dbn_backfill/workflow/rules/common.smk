@@ -8,9 +8,13 @@ from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.sources.fetch import fetch_from_config
-from dbn_backfill.runtime.signals import make_sigterm_reentrant
-from dbn_backfill.runtime.summary import daemonize_scheduler_timers, print_summary
-from dbn_backfill.runtime.plan import (
+from dbn_backfill.layout import Layout
+from dbn_backfill.runtime.signals import (
+    daemonize_scheduler_timers,
+    make_sigterm_reentrant,
+)
+from dbn_backfill.planning.summary import print_summary
+from dbn_backfill.planning.plan import (
     check_before_run,
     config_snapshot,
     describe_chunks,
@@ -24,16 +28,19 @@ validate(config, "../schemas/config.schema.yaml")
 
 RUN_STARTED = time.time()
 DRY_RUN = workflow.output_settings.dryrun
-# what every DBN file held when last seen (fingerprint, header, sha256): only the main
-# process of a real run writes it
-SOURCE_INDEX = Path(".dbn-backfill") / "sources.json"
-# the spot-check's per-file counts (dbn_backfill/gates/spot.py)
-SPOT_COUNTS = Path(".dbn-backfill") / "spot-counts"
+# every path of the run, relative to the work directory (dbn_backfill/layout.py); the
+# source index (what every DBN file held when last seen) is written by the main process
+# of a real run only
+LAYOUT = Layout()
+SOURCE_INDEX = LAYOUT.source_index
 WRITES = workflow.is_main_process and not DRY_RUN
 try:
     # fetch: true downloads the missing days before the plan reads the headers
     FETCHING = workflow.is_main_process and fetch_from_config(
-        config, dry_run=DRY_RUN, header_cache=SOURCE_INDEX
+        config,
+        dry_run=DRY_RUN,
+        header_cache=SOURCE_INDEX,
+        calendar_cache=LAYOUT.calendar_file(str(config.get("symbol", ""))),
     )
     PLAN = make_plan(
         config,
@@ -58,9 +65,18 @@ try:
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
-ROOT = PLAN.root
-LOGS = f"logs/{PLAN.cfg.symbol}"
-RUN = f"{ROOT}/runs/{PLAN.run_id}"
+SYMBOL = PLAN.cfg.symbol
+RUN_ID = PLAN.run_id
+
+
+def log_file(rule, name):
+    """The log of one job of ``rule`` (``name``: a wildcard pattern or the run id)."""
+    return str(LAYOUT.log(SYMBOL, rule, name))
+
+
+def run_record(name):
+    """A record of this run: config, merge, spot_check or gates."""
+    return str(LAYOUT.run_record(SYMBOL, RUN_ID, name))
 
 
 def calendar_file():
@@ -73,19 +89,34 @@ def group_stamp_file(wildcards):
     return str(PLAN.stamp_file(wildcards.group))
 
 
+def decoded_file(group, kind="parquet"):
+    """A decode group's bars (parquet) or summary (json); ``group`` may be a pattern."""
+    return str(LAYOUT.decoded(SYMBOL, group, kind))
+
+
+def batch_file(batch, kind):
+    """A build job's bars, selection or manifest (see dbn_backfill/layout.py)."""
+    return str(LAYOUT.batch_file(SYMBOL, batch, kind))
+
+
+def report_file(name):
+    """A file of the backfill_report target."""
+    return str(LAYOUT.report_file(SYMBOL, name))
+
+
 def batch_decoded(wildcards):
     batch = PLAN.batch(wildcards.batch)
-    return [f"{ROOT}/decoded/{group}.parquet" for group in PLAN.groups_for(batch)]
+    return [decoded_file(group) for group in PLAN.groups_for(batch)]
 
 
 def group_summaries():
     used = {group for batch in PLAN.batches for group in PLAN.groups_for(batch)}
-    return [f"{ROOT}/decoded/{group}.json" for group in sorted(used)]
+    return [decoded_file(group, "json") for group in sorted(used)]
 
 
 def batch_files(kind):
-    """Every batch's ``bars.parquet``, ``selection.parquet`` or ``manifest.json``."""
-    return [f"{ROOT}/batches/{b.batch_id}.{kind}" for b in PLAN.batches]
+    """Every batch's bars, selection or manifest."""
+    return [batch_file(b.batch_id, kind) for b in PLAN.batches]
 
 
 def source_stamps():
@@ -94,15 +125,15 @@ def source_stamps():
 
 
 def spot_counts():
-    return f"{RUN}/spot_check.json"
+    return run_record("spot_check")
 
 
 def merge_report():
-    return f"{RUN}/merge.json"
+    return run_record("merge")
 
 
 def gates_report():
-    return f"{RUN}/gates.json"
+    return run_record("gates")
 
 
 onstart:
@@ -114,7 +145,7 @@ onstart:
         file=sys.stderr,
     )
     print(f"config snapshot: {config_snapshot(PLAN)}", file=sys.stderr)
-    write_run_config(Path(RUN), PLAN.run_id, PLAN.cfg)
+    write_run_config(LAYOUT, RUN_ID, PLAN.cfg)
 
 
 onsuccess:

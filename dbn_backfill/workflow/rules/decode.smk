@@ -7,10 +7,10 @@ rule decode_sources:
         stamp=group_stamp_file,
         calendar=calendar_file(),
     output:
-        parquet=f"{ROOT}/decoded/{{group}}.parquet",
-        summary=f"{ROOT}/decoded/{{group}}.json",
+        parquet=decoded_file("{group}"),
+        summary=decoded_file("{group}", "json"),
     log:
-        f"{LOGS}/decode_sources/{{group}}.log",
+        log_file("decode_sources", "{group}"),
     wildcard_constraints:
         group=r"\d{4}Q[1-4]",
     group:

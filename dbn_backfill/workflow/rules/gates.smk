@@ -10,7 +10,7 @@ rule spot_check:
     output:
         counts=spot_counts(),
     log:
-        f"{LOGS}/spot_check/{PLAN.run_id}.log",
+        log_file("spot_check", RUN_ID),
     conda:
         "../envs/backfill.yaml"
     params:
@@ -18,7 +18,7 @@ rule spot_check:
         sources=list(PLAN.sources),
         run_id=PLAN.run_id,
         # per-file counts, by content (sha256): a file is read in whole once
-        cache=str(SPOT_COUNTS),
+        cache=str(LAYOUT.spot_counts_dir),
     script:
         "../scripts/spot_check.py"
 
@@ -31,9 +31,9 @@ rule check_gates:
     output:
         report=gates_report(),
     log:
-        f"{LOGS}/check_gates/{PLAN.run_id}.log",
+        log_file("check_gates", RUN_ID),
         # the results again: Snakemake removes a failed job's outputs but keeps its logs
-        results=f"{LOGS}/check_gates/{PLAN.run_id}.json",
+        results=str(LAYOUT.gates_results_log(SYMBOL, RUN_ID)),
     conda:
         "../envs/backfill.yaml"
     params:

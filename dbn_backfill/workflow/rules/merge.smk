@@ -10,15 +10,15 @@ localrules:
 
 rule merge_chunks:
     input:
-        bars=batch_files("bars.parquet"),
-        selections=batch_files("selection.parquet"),
-        manifests=batch_files("manifest.json"),
+        bars=batch_files("bars"),
+        selections=batch_files("selection"),
+        manifests=batch_files("manifest"),
         summaries=group_summaries(),
         calendar=calendar_file(),
     output:
         report=merge_report(),
     log:
-        f"{LOGS}/merge_chunks/{PLAN.run_id}.log",
+        log_file("merge_chunks", RUN_ID),
     conda:
         "../envs/backfill.yaml"
     params:

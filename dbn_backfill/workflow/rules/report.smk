@@ -10,32 +10,32 @@ rule backfill_report:
         calendar=calendar_file(),
     output:
         html=report(
-            f"{ROOT}/report/report.html",
+            report_file("html"),
             caption="../report/report.rst",
             category="Backfill report",
         ),
         rolls=report(
-            f"{ROOT}/report/rolls.png",
+            report_file("rolls"),
             caption="../report/rolls.rst",
             category="Charts",
         ),
         rolls_detail=report(
-            f"{ROOT}/report/rolls_detail.png",
+            report_file("rolls_detail"),
             caption="../report/rolls_detail.rst",
             category="Charts",
         ),
         bars=report(
-            f"{ROOT}/report/bars_per_day.png",
+            report_file("bars_per_day"),
             caption="../report/bars_per_day.rst",
             category="Charts",
         ),
         gates=report(
-            f"{ROOT}/report/gates.json",
+            report_file("gates"),
             caption="../report/gates.rst",
             category="Gates",
         ),
     log:
-        f"{LOGS}/backfill_report/{PLAN.run_id}.log",
+        log_file("backfill_report", RUN_ID),
     localrule: True
     conda:
         "../envs/backfill.yaml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,7 +13,7 @@ from dbn_backfill.store import checkpoints
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from dbn_backfill.runtime.plan import Plan
+    from dbn_backfill.planning.plan import Plan
 
 
 def collect(plan: Plan, merge_report: str, gates_report: str, seconds: float) -> dict[str, Any]:
@@ -60,27 +59,6 @@ def print_summary(
             "  see the log of the failed job above; fix the cause and rerun the same command"
         )
     print("\n".join(lines), file=sys.stderr)
-
-
-class _DaemonTimer(threading.Timer):
-    """A ``threading.Timer`` the interpreter does not wait for at exit."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.daemon = True
-
-
-def daemonize_scheduler_timers() -> None:
-    """Stop Snakemake's job-rate-limit timers from delaying exit by a second.
-
-    Snakemake 9's scheduler starts a 1 s ``threading.Timer`` whenever its rate limit
-    is reached; the last one outlives the run and the interpreter waits for it
-    (measured: 1.3 s after "Elapsed time" on every run). Those timers only wake the
-    scheduler, so they are made daemon threads in the main Snakemake process.
-    """
-    import snakemake.scheduling.job_scheduler as job_scheduler
-
-    job_scheduler.threading.Timer = _DaemonTimer  # type: ignore[misc]
 
 
 def _load(read: Callable[[Path], T], path: str) -> T | None:

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbn_backfill.chunks.contracts import expiry_key, is_outright, select_front
+from dbn_backfill.chunks.front import select_front
 from dbn_backfill.chunks.grid import plan_chunks
 from dbn_backfill.chunks.rows import dedupe, invalid_mask
+from dbn_backfill.symbols import expiry_key, is_outright
 
 CHICAGO = ZoneInfo("America/Chicago")
 

@@ -7,26 +7,21 @@ Everything here reads only headers and small files, never a bar, so
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_chunks
 from dbn_backfill.config import BackfillConfig, check_writable, from_mapping
-from dbn_backfill.errors import CheckpointError, SourceError
+from dbn_backfill.errors import CheckpointError, ConfigError, SourceError
+from dbn_backfill.layout import Layout, db_lock
 from dbn_backfill.runtime import lock
 from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources
 from dbn_backfill.sources.index import IndexedSource, group_stamp, scan, write_if_changed
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import check_not_open_elsewhere
-from dbn_backfill.tradedate import Calendar, build_calendar
-
-#: Fixed span of the business-day calendar: the chunk grid is anchored at its first day.
-CALENDAR_FIRST = dt.date(2000, 1, 1)
-CALENDAR_LAST = dt.date(2039, 12, 31)
+from dbn_backfill.tradedate import Calendar, cme_calendar, save_calendar
 
 
 @dataclass(frozen=True)
@@ -40,6 +35,7 @@ class Plan:
     group_spans: dict[str, tuple[dt.date, dt.date | None]]
     batches: tuple[Batch, ...]
     run_id: str
+    layout: Layout = Layout()
 
     @property
     def headers(self) -> tuple[SourceHeader, ...]:
@@ -52,16 +48,12 @@ class Plan:
 
     def calendar_file(self) -> Path:
         """The business days every job reads (:func:`write_calendar`)."""
-        return Path(self.root) / CALENDAR_FILE
+        return self.layout.calendar_file(self.cfg.symbol)
 
     def stamp_file(self, group: str) -> Path:
         """The file whose modification time tells Snakemake that a group's content
         changed: rewritten only when :meth:`group_stamp` changes."""
-        return Path(self.root) / "sources" / f"{group}.json"
-
-    @property
-    def root(self) -> str:
-        return _root(self.cfg)
+        return self.layout.source_stamp(self.cfg.symbol, group)
 
     def groups_for(self, batch: Batch) -> list[str]:
         return sorted(
@@ -110,7 +102,8 @@ def make_plan(
         ConfigError, SourceError: a bad setting or an unusable DBN file.
     """
     cfg = from_mapping(config)
-    calendar = _calendar(cfg, Path(_root(cfg)) / CALENDAR_FILE if cache_calendar else None)
+    layout = Layout.of(cfg)
+    calendar = run_calendar(cfg, layout.calendar_file(cfg.symbol) if cache_calendar else None)
     try:
         paths = find_sources(cfg.dbn)
     except SourceError:
@@ -140,46 +133,21 @@ def make_plan(
         group_spans=spans,
         batches=tuple(batches),
         run_id=run_id or default_run_id(),
+        layout=layout,
     )
 
 
-def read_headers(
-    paths: list[Path], source_index: Path | None, write: bool = False
-) -> tuple[SourceHeader, ...]:
-    """Headers of ``paths``, from ``source_index`` where the file is unchanged."""
-    return tuple(s.header for s in scan(paths, source_index, write=write))
+def run_calendar(cfg: BackfillConfig, saved: Path | None = None) -> Calendar:
+    """The business days of ``cfg``'s calendar settings (see
+    :func:`dbn_backfill.tradedate.cme_calendar`; ``saved``: a copy a previous plan wrote).
 
-
-CALENDAR_FILE = "calendar.json"
-
-
-def _root(cfg: BackfillConfig) -> str:
-    return f"results/{cfg.symbol}"
-
-
-def _calendar_origin(cfg: BackfillConfig) -> dict[str, str]:
-    """What a calendar is built from: settings, range and the library's version."""
-    return {
-        "calendar": cfg.calendar,
-        "session_tz": cfg.session_tz,
-        "session_roll": cfg.session_roll,
-        "first": str(CALENDAR_FIRST),
-        "last": str(CALENDAR_LAST),
-        "pandas_market_calendars": metadata.version("pandas_market_calendars"),
-    }
-
-
-def _calendar(cfg: BackfillConfig, cache: Path | None) -> Calendar:
-    if cache is not None:
-        try:
-            raw = json.loads(cache.read_text())
-            if raw.get("built_from") == _calendar_origin(cfg):
-                return Calendar.from_json(raw)
-        except (OSError, ValueError, KeyError, AttributeError):
-            pass  # no usable copy: build it
-    return build_calendar(
-        cfg.calendar, cfg.session_tz, cfg.session_roll, CALENDAR_FIRST, CALENDAR_LAST
-    )
+    Raises:
+        ConfigError: the calendar is unknown or ``session_roll`` is not ``HH:MM``.
+    """
+    try:
+        return cme_calendar(cfg.calendar, cfg.session_tz, cfg.session_roll, saved)
+    except ValueError as exc:
+        raise ConfigError(f"config calendar={cfg.calendar!r}: {exc}") from exc
 
 
 def write_calendar(plan: Plan) -> bool:
@@ -187,10 +155,7 @@ def write_calendar(plan: Plan) -> bool:
     where the jobs read it, unless it already holds exactly that: a changed calendar
     setting re-runs what depends on it, an unchanged one nothing. Returns whether it
     wrote."""
-    text = json.dumps({**plan.calendar.to_json(), "built_from": _calendar_origin(plan.cfg)})
-    path = plan.calendar_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_if_changed(path, text)
+    return save_calendar(plan.calendar, plan.calendar_file())
 
 
 def write_group_stamps(plan: Plan) -> list[str]:
@@ -260,8 +225,9 @@ def check_failed(plan: Plan) -> None:
 
 
 def lock_paths(plan: Plan, workdir: Path) -> list[tuple[Path, str]]:
+    """The run locks (file, what it guards) of a run of ``plan`` in ``workdir``."""
     db = plan.cfg.db
     return [
-        (db.with_name(db.name + ".lock"), f"database {db}"),
-        (Path(workdir) / ".dbn-backfill.lock", f"work directory {Path(workdir).resolve()}"),
+        (db_lock(db), f"database {db}"),
+        (Layout(Path(workdir)).workdir_lock, f"work directory {Path(workdir).resolve()}"),
     ]

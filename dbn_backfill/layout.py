@@ -1,0 +1,228 @@
+"""Where everything a backfill reads and writes lives: the one place that knows.
+
+A run has three places of its own:
+
+- the **work directory** (Snakemake's ``--directory``; the CLI's default is
+  ``<db>.work/`` beside the database): intermediates, run records, logs, the
+  workflow's own state;
+- the **checkpoint folder** (config ``checkpoint``): one JSON per chunk;
+- the **database file** (config ``db``) and its run lock beside it.
+
+:class:`Layout` names every file of those places, for the workflow (whose rules use
+paths relative to the work directory), the CLI, ``status`` and the report alike.
+Everything that belongs to one root (results, chunk parquets, checkpoints, run
+records, logs) takes the root as an argument::
+
+    <workdir>/
+      .dbn-backfill.lock                       run lock of the work directory
+      .dbn-backfill/sources.json               source index (fingerprints, sha256)
+      .dbn-backfill/spot-counts/               the spot-check's per-file counts
+      results/<ROOT>/calendar.json             business days, computed by the plan
+      results/<ROOT>/sources/<group>.json      a decode group's content stamp
+      results/<ROOT>/decoded/<group>.parquet   decoded outright bars (+ .json summary)
+      results/<ROOT>/batches/<batch>.*         chunk bars, selection, manifest
+      results/<ROOT>/runs/<run_id>/            config.json, merge.json, spot_check.json,
+                                               gates.json
+      results/<ROOT>/report/                   the Snakemake report target's files
+      logs/<ROOT>/<rule>/<name>.log            one log per job
+    <checkpoint>/chunk_YYYYMMDD_YYYYMMDD.json  one checkpoint per chunk
+    <db>.lock                                  run lock of the database
+
+This module imports nothing of the package but the config type, so every layer
+(and the Snakefile at parse time) may use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dbn_backfill.config import BackfillConfig
+
+#: The files a build job writes per batch, by kind.
+BATCH_FILES = {
+    "bars": "bars.parquet",
+    "selection": "selection.parquet",
+    "manifest": "manifest.json",
+}
+#: The records a run leaves in its run folder, by kind.
+RUN_RECORDS = {
+    "config": "config.json",
+    "merge": "merge.json",
+    "spot_check": "spot_check.json",
+    "gates": "gates.json",
+}
+#: The files of the Snakemake report target, by kind.
+REPORT_FILES = {
+    "html": "report.html",
+    "rolls": "rolls.png",
+    "rolls_detail": "rolls_detail.png",
+    "bars_per_day": "bars_per_day.png",
+    "gates": "gates.json",
+}
+
+
+def default_workdir(db: Path | str) -> Path:
+    """The CLI's work directory for database ``db``: ``<db>.work/`` beside it."""
+    path = Path(db).expanduser().resolve()
+    return path.with_name(path.name + ".work")
+
+
+def db_lock(db: Path | str) -> Path:
+    """The run lock of database ``db``: ``<db>.lock`` beside it."""
+    path = Path(db)
+    return path.with_name(path.name + ".lock")
+
+
+def fetch_lock(folder: Path | str) -> Path:
+    """The lock a fetch holds on the ``dbn`` folder it downloads into."""
+    return Path(folder) / ".dbn-backfill-fetch.lock"
+
+
+def checkpoint_path(folder: Path | str, chunk_id: str) -> Path:
+    """The checkpoint file of chunk ``chunk_id`` in checkpoint folder ``folder``."""
+    return Path(folder) / f"{chunk_id}.json"
+
+
+def checkpoint_files(folder: Path | str) -> list[Path]:
+    """Every chunk checkpoint file directly in ``folder``, sorted."""
+    return sorted(Path(folder).glob("chunk_*.json"))
+
+
+def probe_file(folder: Path | str, pid: int) -> Path:
+    """A file written and removed at once to prove ``folder`` writable."""
+    return Path(folder) / f".dbn-backfill-probe-{pid}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one work directory and checkpoint folder.
+
+    Attributes:
+        workdir: the work directory. The workflow uses ``Path(".")`` (Snakemake runs
+            in it, and its rules name files relative to it); ``status``, the report
+            and the CLI use an absolute path.
+        checkpoint: the checkpoint folder (None where it is not known, e.g. a report
+            of a database without one).
+    """
+
+    workdir: Path = Path(".")
+    checkpoint: Path | None = None
+
+    @classmethod
+    def of(cls, cfg: BackfillConfig, workdir: Path | None = None) -> Layout:
+        """The layout of run settings ``cfg`` in ``workdir`` (default: relative, ``.``)."""
+        return cls(Path(workdir) if workdir is not None else Path("."), cfg.checkpoint)
+
+    # work directory state, shared by every root ------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        """``.dbn-backfill/``: what the tool keeps between runs besides Snakemake's own."""
+        return self.workdir / ".dbn-backfill"
+
+    @property
+    def source_index(self) -> Path:
+        """The source index (:mod:`dbn_backfill.sources.index`)."""
+        return self.state_dir / "sources.json"
+
+    @property
+    def spot_counts_dir(self) -> Path:
+        """The spot-check's per-file counts (:mod:`dbn_backfill.gates.spot`)."""
+        return self.state_dir / "spot-counts"
+
+    @property
+    def workdir_lock(self) -> Path:
+        """The run lock of the work directory."""
+        return self.workdir / ".dbn-backfill.lock"
+
+    # per root -------------------------------------------------------------------
+    def results(self, root: str) -> Path:
+        """``results/<root>``: every intermediate and record of ``root``."""
+        return self.workdir / "results" / root
+
+    def calendar_file(self, root: str) -> Path:
+        """The business days every job of ``root`` reads (written by the plan)."""
+        return self.results(root) / "calendar.json"
+
+    def source_stamp(self, root: str, group: str) -> Path:
+        """A decode group's content stamp (the paths and sha256 of its files)."""
+        return self.results(root) / "sources" / f"{group}.json"
+
+    def decoded(self, root: str, group: str, kind: str = "parquet") -> Path:
+        """A decode group's bars (``parquet``) or summary (``json``)."""
+        return self.results(root) / "decoded" / f"{group}.{kind}"
+
+    def batch_file(self, root: str, batch_id: str, kind: str) -> Path:
+        """A build job's output; ``kind`` is a key of :data:`BATCH_FILES`.
+
+        Raises:
+            KeyError: an unknown kind.
+        """
+        return self.results(root) / "batches" / f"{batch_id}.{BATCH_FILES[kind]}"
+
+    def runs_dir(self, root: str) -> Path:
+        """``results/<root>/runs``: one folder per run."""
+        return self.results(root) / "runs"
+
+    def run_dir(self, root: str, run_id: str) -> Path:
+        """The folder of run ``run_id``."""
+        return self.runs_dir(root) / run_id
+
+    def run_record(self, root: str, run_id: str, kind: str) -> Path:
+        """A record of run ``run_id``; ``kind`` is a key of :data:`RUN_RECORDS`.
+
+        Raises:
+            KeyError: an unknown kind.
+        """
+        return self.run_dir(root, run_id) / RUN_RECORDS[kind]
+
+    def report_file(self, root: str, kind: str) -> Path:
+        """A file of the Snakemake report target; ``kind`` is a key of :data:`REPORT_FILES`.
+
+        Raises:
+            KeyError: an unknown kind.
+        """
+        return self.results(root) / "report" / REPORT_FILES[kind]
+
+    def log(self, root: str, rule: str, name: str) -> Path:
+        """The log of one job of ``rule`` (``name``: its wildcard or the run id)."""
+        return self.workdir / "logs" / root / rule / f"{name}.log"
+
+    def gates_results_log(self, root: str, run_id: str) -> Path:
+        """The gates' results kept beside their log (Snakemake removes a failed job's
+        outputs, ``gates.json`` included, but keeps its logs)."""
+        return self.workdir / "logs" / root / "check_gates" / f"{run_id}.json"
+
+    def checkpoint_dir(self, root: str) -> Path:
+        """The folder of ``root``'s chunk checkpoints.
+
+        Raises:
+            ValueError: the layout has no checkpoint folder.
+        """
+        if self.checkpoint is None:
+            raise ValueError("no checkpoint folder is known")
+        return self.checkpoint
+
+    def checkpoint_file(self, root: str, chunk_id: str) -> Path:
+        """The checkpoint of chunk ``chunk_id`` of ``root``."""
+        return checkpoint_path(self.checkpoint_dir(root), chunk_id)
+
+    def has_runs(self, root: str | None = None) -> bool:
+        """Whether this work directory holds run records (of ``root``, or of any root)."""
+        if root:
+            return self.runs_dir(root).is_dir()
+        results = self.workdir / "results"
+        return results.is_dir() and any(results.glob("*/runs"))
+
+
+def find_workdir(root: str | None, db: Path | None = None) -> Path | None:
+    """The work directory of a backfill when none is given: the CLI's default
+    ``<db>.work/`` beside the database, else the current directory, whichever holds
+    run records (of ``root``, or of any root); None when neither does."""
+    candidates = [default_workdir(db)] if db is not None else []
+    for here in [*candidates, Path.cwd()]:
+        if Layout(here).has_runs(root):
+            return here
+    return None

@@ -1,0 +1,1 @@
+"""Planning a run at parse time, and its summary at the end."""
