@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from dbn_backfill.config import parse_date, parse_dates
+from dbn_backfill.config import from_mapping, parse_dates, schema_defaults
 from dbn_backfill.errors import ConfigError
 from dbn_backfill.layout import default_workdir
 from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
@@ -74,15 +74,47 @@ def backfill_parser() -> argparse.ArgumentParser:
         "--profile", help="Snakemake profile: a directory, or a shipped one by name (slurm)"
     )
     p.add_argument("--expected-gaps", default="", help="business days without bars: D1,D2")
-    p.add_argument("--spot-check-days", type=int, default=None, help="gate spot-check days")
-    p.add_argument("--chunks-per-job", type=int, default=None, help="chunks per build job")
-    p.add_argument("--dataset", default=None, help="expected dataset (default GLBX.MDP3)")
+    default = schema_defaults()  # the one place of defaults: the workflow's config schema
+    p.add_argument(
+        "--spot-check-days",
+        type=int,
+        default=None,
+        help=f"gate spot-check days (default {default['spot_check_days']})",
+    )
+    p.add_argument(
+        "--chunks-per-job",
+        type=int,
+        default=None,
+        help=f"chunks per build job (default {default['chunks_per_job']})",
+    )
+    p.add_argument(
+        "--dataset", default=None, help=f"expected dataset (default {default['dataset']})"
+    )
     fetch = p.add_argument_group("fetching from Databento (README: Fetching from Databento)")
     fetch.add_argument("--fetch", action="store_true", help="download missing days first")
-    fetch.add_argument("--databento-gateway", default=None, help="API base URL")
-    fetch.add_argument("--fetch-max-cost", type=float, default=None, help="USD limit (5)")
-    fetch.add_argument("--fetch-retries", type=int, default=None, help="retries per request (4)")
-    fetch.add_argument("--fetch-backoff", type=float, default=None, help="first retry wait, s (2)")
+    fetch.add_argument(
+        "--databento-gateway",
+        default=None,
+        help=f"API base URL (default {default['databento_gateway']})",
+    )
+    fetch.add_argument(
+        "--fetch-max-cost",
+        type=float,
+        default=None,
+        help=f"USD limit (default {default['fetch_max_cost']})",
+    )
+    fetch.add_argument(
+        "--fetch-retries",
+        type=int,
+        default=None,
+        help=f"retries per request (default {default['fetch_retries']})",
+    )
+    fetch.add_argument(
+        "--fetch-backoff",
+        type=float,
+        default=None,
+        help=f"first retry wait in seconds (default {default['fetch_backoff']})",
+    )
     p.add_argument(
         "--workdir",
         default=None,
@@ -92,46 +124,57 @@ def backfill_parser() -> argparse.ArgumentParser:
     return p
 
 
-def snakemake_command(args: argparse.Namespace) -> list[str]:
-    """The ``snakemake`` invocation equivalent to ``args``.
+def config_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """The Snakemake ``--config`` entries of the CLI flags (paths made absolute; keys
+    left out take the schema's defaults in the workflow).
 
     Raises:
-        ConfigError: a malformed date, a start after end, or a non-positive number.
+        ConfigError: a required flag is empty.
     """
     for flag in ("db", "dbn", "checkpoint", "symbol"):
         if not str(getattr(args, flag)).strip():
             raise ConfigError(f"--{flag} is empty")
-    start = parse_date(args.start, "start")
-    end = parse_date(args.end, "end")
-    if start > end:
-        raise ConfigError(f"--start {start} is after --end {end}")
-    if args.chunk_days <= 0:
-        raise ConfigError(f"--chunk-days {args.chunk_days} must be a positive integer")
-    if args.workers <= 0:
-        raise ConfigError(f"--workers {args.workers} must be a positive integer")
     gaps = parse_dates(args.expected_gaps, "expected_gaps")
     config = {
         "dbn": str(Path(args.dbn).resolve()),
         "db": str(Path(args.db).resolve()),
         "symbol": args.symbol,
-        "start": str(start),
-        "end": str(end),
+        "start": str(args.start),
+        "end": str(args.end),
         "chunk_days": str(args.chunk_days),
         "checkpoint": str(Path(args.checkpoint).resolve()),
         "retry_failed": "true" if args.retry_failed else "false",
         "expected_gaps": "[" + ",".join(f'"{d}"' for d in gaps) + "]",
     }
-    if args.spot_check_days is not None:
-        config["spot_check_days"] = str(args.spot_check_days)
-    if args.chunks_per_job is not None:
-        config["chunks_per_job"] = str(args.chunks_per_job)
-    if args.dataset:
-        config["dataset"] = args.dataset
-    if args.fetch:
-        config["fetch"] = "true"
-    for key in ("databento_gateway", "fetch_max_cost", "fetch_retries", "fetch_backoff"):
-        if getattr(args, key) is not None:
-            config[key] = str(getattr(args, key))
+    optional = {
+        "spot_check_days": args.spot_check_days,
+        "chunks_per_job": args.chunks_per_job,
+        "dataset": args.dataset,
+        "fetch": "true" if args.fetch else None,
+        "databento_gateway": args.databento_gateway,
+        "fetch_max_cost": args.fetch_max_cost,
+        "fetch_retries": args.fetch_retries,
+        "fetch_backoff": args.fetch_backoff,
+    }
+    config.update({key: str(value) for key, value in optional.items() if value is not None})
+    return config
+
+
+def snakemake_command(args: argparse.Namespace) -> list[str]:
+    """The ``snakemake`` invocation equivalent to ``args``.
+
+    The settings are checked here by the same code the workflow runs at parse time
+    (:func:`dbn_backfill.config.from_mapping`), so a bad one stops before Snakemake
+    starts, with the same message.
+
+    Raises:
+        ConfigError: an empty flag, a malformed date, a start after end, a
+            non-positive number.
+    """
+    config = config_from_args(args)
+    from_mapping(config)
+    if args.workers <= 0:
+        raise ConfigError(f"--workers {args.workers} must be a positive integer")
     cmd = [
         sys.executable,
         "-m",

@@ -1,7 +1,7 @@
 """Typed errors. Every stop condition of the contract raises one of these.
 
 Each message names what broke: the file, the record or the setting, and the
-rule of ``CONTRACT.md`` it broke, so a user can act on it without a debugger.
+rule of the contract (``docs/contract.md``) it broke, so a user can act on it without a debugger.
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ class ConfigError(BackfillError):
 
 class SourceError(BackfillError):
     """A DBN source cannot be used: missing, not DBN, truncated, wrong schema/dataset."""
-
-
-class RecordError(BackfillError):
-    """A record breaks a row rule (contract sections 2 and 4)."""
 
 
 class CompletenessError(BackfillError):

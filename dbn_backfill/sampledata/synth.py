@@ -60,14 +60,12 @@ PUBLISHER_GLBX = 1
 
 MONTH_CODES = "FGHJKMNQUVXZ"
 ACTIVE_MONTHS = (2, 4, 6, 8, 10, 12)  # G J M Q V Z
-PRICE_SCALE = 1_000_000_000  # fixed point 1e-9
 TICK = 0.1
 TICK_FIXED = 100_000_000
 
 MIN_NS = 60 * 1_000_000_000
 DAY_NS = 24 * 60 * MIN_NS
 MONTH_NS = 30.4375 * DAY_NS
-CHICAGO = "America/Chicago"
 
 LAYOUTS = ("single", "daily", "monthly")
 COMPRESSIONS = ("zst", "plain")

@@ -273,14 +273,6 @@ def check_header(header: SourceHeader, dataset: str) -> None:
         raise SourceError(f"{header.path}: " + "; ".join(problems))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _enum_str(value: object) -> str:
     if value is None:
         return "none"
