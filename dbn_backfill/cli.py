@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from dbn_backfill.config import from_mapping, parse_dates, schema_defaults
+from dbn_backfill.config import from_mapping, parse_gaps, parse_symbols, schema_defaults
 from dbn_backfill.errors import ConfigError
 from dbn_backfill.layout import default_workdir
 from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
@@ -62,7 +62,9 @@ def backfill_parser() -> argparse.ArgumentParser:
     req = p.add_argument_group("required")
     req.add_argument("--db", required=True, help="DuckDB file")
     req.add_argument("--dbn", required=True, help="DBN file or folder")
-    req.add_argument("--symbol", required=True, help="CME root, e.g. MGC")
+    req.add_argument(
+        "--symbol", required=True, help="CME root, or several: MGC or MGC,GC (a universe)"
+    )
     req.add_argument("--start", required=True, help="first trade date YYYY-MM-DD (inclusive)")
     req.add_argument("--end", required=True, help="last trade date YYYY-MM-DD (inclusive)")
     req.add_argument("--workers", required=True, type=int, help="parallel worker processes")
@@ -73,7 +75,11 @@ def backfill_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", help="Snakemake profile: a directory, or a shipped one by name (slurm)"
     )
-    p.add_argument("--expected-gaps", default="", help="business days without bars: D1,D2")
+    p.add_argument(
+        "--expected-gaps",
+        default="",
+        help="business days without bars: D1,D2 (every root) or ROOT:D (one root)",
+    )
     default = schema_defaults()  # the one place of defaults: the workflow's config schema
     p.add_argument(
         "--spot-check-days",
@@ -134,17 +140,18 @@ def config_from_args(args: argparse.Namespace) -> dict[str, str]:
     for flag in ("db", "dbn", "checkpoint", "symbol"):
         if not str(getattr(args, flag)).strip():
             raise ConfigError(f"--{flag} is empty")
-    gaps = parse_dates(args.expected_gaps, "expected_gaps")
+    common, per_root = parse_gaps(args.expected_gaps)
+    gaps = [str(d) for d in common] + [f"{root}:{d}" for root, d in per_root]
     config = {
         "dbn": str(Path(args.dbn).resolve()),
         "db": str(Path(args.db).resolve()),
-        "symbol": args.symbol,
+        "symbol": "[" + ",".join(parse_symbols(args.symbol)) + "]",
         "start": str(args.start),
         "end": str(args.end),
         "chunk_days": str(args.chunk_days),
         "checkpoint": str(Path(args.checkpoint).resolve()),
         "retry_failed": "true" if args.retry_failed else "false",
-        "expected_gaps": "[" + ",".join(f'"{d}"' for d in gaps) + "]",
+        "expected_gaps": "[" + ",".join(f'"{g}"' for g in gaps) + "]",
     }
     optional = {
         "spot_check_days": args.spot_check_days,

@@ -12,8 +12,9 @@ import datetime as dt
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,26 @@ from dbn_backfill.errors import ConfigError
 from dbn_backfill.layout import probe_file
 from dbn_backfill.paths import config_schema
 
+#: A CME root: 1-6 upper-case letters or digits (contract section 11).
+ROOT_PATTERN = re.compile(r"^[A-Z0-9]{1,6}$")
+
 
 @dataclass(frozen=True)
 class BackfillConfig:
-    """One backfill: which files, which database, which root and trade dates.
+    """One backfill: which files, which database, which roots and trade dates.
 
     Paths are absolute (resolved against the working directory at parse time).
+
+    Attributes:
+        symbols: the run's roots, in the order given (one or several: a universe).
+        expected_gaps: business days without bars for every root of the run.
+        root_gaps: ``(root, date)`` pairs, business days without bars for one root
+            only (``ROOT:DATE`` entries of ``expected_gaps``).
     """
 
     dbn: Path
     db: Path
-    symbol: str
+    symbols: tuple[str, ...]
     start: dt.date
     end: dt.date
     chunk_days: int
@@ -43,6 +53,7 @@ class BackfillConfig:
     session_tz: str
     session_roll: str
     expected_gaps: tuple[dt.date, ...]
+    root_gaps: tuple[tuple[str, dt.date], ...]
     retry_failed: bool
     spot_check_days: int
     chunks_per_job: int
@@ -51,6 +62,36 @@ class BackfillConfig:
     fetch_max_cost: float
     fetch_retries: int
     fetch_backoff: float
+
+    @property
+    def symbol(self) -> str:
+        """The run's root, for a run (or a per-root view, :meth:`for_root`) of one root.
+
+        Raises:
+            ValueError: the run holds several roots: take each with :meth:`for_root`.
+        """
+        if len(self.symbols) != 1:
+            raise ValueError(
+                f"a run of {len(self.symbols)} roots has no single symbol: use for_root()"
+            )
+        return self.symbols[0]
+
+    def for_root(self, root: str) -> BackfillConfig:
+        """The settings of root ``root`` of the run: ``symbols`` is ``(root,)`` and
+        ``expected_gaps`` holds the run's gaps plus that root's own.
+
+        Raises:
+            ValueError: ``root`` is not one of the run's roots.
+        """
+        if root not in self.symbols:
+            raise ValueError(f"{root} is not a root of this run ({', '.join(self.symbols)})")
+        own = {d for r, d in self.root_gaps if r == root}
+        return replace(
+            self,
+            symbols=(root,),
+            expected_gaps=tuple(sorted(set(self.expected_gaps) | own)),
+            root_gaps=(),
+        )
 
 
 @functools.cache
@@ -88,17 +129,62 @@ def parse_date(value: object, key: str) -> dt.date:
     raise ConfigError(f"config {key}={value!r} is not a date in YYYY-MM-DD form")
 
 
-def parse_dates(value: object, key: str) -> tuple[dt.date, ...]:
-    """A list of dates, or a comma-separated string of them (CLI form)."""
+def _items(value: object) -> list[object]:
+    """A YAML list, or a comma-separated string of items (``[A,B]`` or ``A,B``)."""
     if value is None or value == "" or value == []:
-        return ()
+        return []
     if isinstance(value, str):
-        items: list[object] = [v for v in value.strip("[]").split(",") if v.strip()]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        items = [value]
-    return tuple(sorted({parse_date(v, key) for v in items}))
+        return [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",") if v.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def parse_symbols(value: object) -> tuple[str, ...]:
+    """The run's roots: one root, a YAML list, or a comma-separated string of them.
+
+    Raises:
+        ConfigError: no root, a root that is not 1-6 upper-case letters or digits, or a
+            root given twice.
+    """
+    roots = [str(v).strip() for v in _items(value)]
+    if not roots:
+        raise ConfigError("config symbol is empty: give a root like MGC, or a list [MGC,GC]")
+    for root in roots:
+        if not ROOT_PATTERN.match(root):
+            raise ConfigError(
+                f"config symbol={root!r} must be an upper-case root like MGC "
+                "(1-6 letters or digits)"
+            )
+    twice = sorted({r for r in roots if roots.count(r) > 1})
+    if twice:
+        raise ConfigError(f"config symbol names {', '.join(twice)} twice")
+    return tuple(roots)
+
+
+def parse_gaps(value: object) -> tuple[tuple[dt.date, ...], tuple[tuple[str, dt.date], ...]]:
+    """``expected_gaps``: entries ``DATE`` (every root) or ``ROOT:DATE`` (that root).
+
+    Returns:
+        ``(dates of every root, (root, date) pairs)``, each sorted, without repeats.
+
+    Raises:
+        ConfigError: an entry that is neither, naming it.
+    """
+    common: set[dt.date] = set()
+    per_root: set[tuple[str, dt.date]] = set()
+    for item in _items(value):
+        if isinstance(item, str) and ":" in item:
+            root, _, day = item.partition(":")
+            root = root.strip()
+            if not ROOT_PATTERN.match(root):
+                raise ConfigError(
+                    f"config expected_gaps entry {item!r} is neither DATE nor ROOT:DATE"
+                )
+            per_root.add((root, parse_date(day, "expected_gaps")))
+        else:
+            common.add(parse_date(item, "expected_gaps"))
+    return tuple(sorted(common)), tuple(sorted(per_root))
 
 
 def parse_bool(value: object, key: str) -> bool:
@@ -164,16 +250,15 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
     end = parse_date(config["end"], "end")
     if start > end:
         raise ConfigError(f"config start={start} is after end={end}")
-    symbol = str(config["symbol"]).strip()
-    if not symbol.isalnum() or not symbol.isupper():
-        raise ConfigError(f"config symbol={symbol!r} must be an upper-case root like MGC")
+    symbols = parse_symbols(config["symbol"])
+    gaps, root_gaps = parse_gaps(value("expected_gaps"))
     spot = int(str(value("spot_check_days")))
     if spot < 0:
         raise ConfigError(f"config spot_check_days={spot} must be >= 0")
     return BackfillConfig(
         dbn=path("dbn"),
         db=path("db"),
-        symbol=symbol,
+        symbols=symbols,
         start=start,
         end=end,
         chunk_days=parse_positive_int(config["chunk_days"], "chunk_days"),
@@ -182,7 +267,8 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
         calendar=str(value("calendar")),
         session_tz=str(value("session_tz")),
         session_roll=str(value("session_roll")),
-        expected_gaps=parse_dates(value("expected_gaps"), "expected_gaps"),
+        expected_gaps=gaps,
+        root_gaps=root_gaps,
         retry_failed=parse_bool(value("retry_failed"), "retry_failed"),
         spot_check_days=spot,
         chunks_per_job=parse_positive_int(value("chunks_per_job"), "chunks_per_job"),

@@ -19,6 +19,18 @@ class SourceError(BackfillError):
     """A DBN source cannot be used: missing, not DBN, truncated, wrong schema/dataset."""
 
 
+class ChunksFailed(BackfillError):
+    """Chunks broke a row rule and were not committed; the valid ones were.
+
+    Attributes:
+        failed: ``(root, chunk_id, error)`` of every failed chunk.
+    """
+
+    def __init__(self, message: str, failed: list[tuple[str, str, str]]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
 class CompletenessError(BackfillError):
     """A CME business day in range has no outright bars (contract section 5)."""
 

@@ -17,15 +17,18 @@ records, logs) takes the root as an argument::
       .dbn-backfill.lock                       run lock of the work directory
       .dbn-backfill/sources.json               source index (fingerprints, sha256)
       .dbn-backfill/spot-counts/               the spot-check's per-file counts
-      results/<ROOT>/calendar.json             business days, computed by the plan
-      results/<ROOT>/sources/<group>.json      a decode group's content stamp
-      results/<ROOT>/decoded/<group>.parquet   decoded outright bars (+ .json summary)
+      results/calendar.json                    business days, computed by the plan
+      results/sources/<group>.json             a decode group's content stamp
+      results/decoded/<group>.parquet          decoded outright bars of every root
+                                               (+ .json summary); shared by the roots
       results/<ROOT>/batches/<batch>.*         chunk bars, selection, manifest
       results/<ROOT>/runs/<run_id>/            config.json, merge.json, spot_check.json,
                                                gates.json
       results/<ROOT>/report/                   the Snakemake report target's files
-      logs/<ROOT>/<rule>/<name>.log            one log per job
-    <checkpoint>/chunk_YYYYMMDD_YYYYMMDD.json  one checkpoint per chunk
+      logs/<ROOT>/<rule>/<name>.log            one log per job of one root (build)
+      logs/<rule>/<name>.log                   one log per job of every root (decode,
+                                               merge, spot-check, gates)
+    <checkpoint>/<ROOT>/chunk_YYYYMMDD_YYYYMMDD.json  one checkpoint per chunk
     <db>.lock                                  run lock of the database
 
 This module imports nothing of the package but the config type, so every layer
@@ -142,17 +145,19 @@ class Layout:
         """``results/<root>``: every intermediate and record of ``root``."""
         return self.workdir / "results" / root
 
-    def calendar_file(self, root: str) -> Path:
-        """The business days every job of ``root`` reads (written by the plan)."""
-        return self.results(root) / "calendar.json"
+    @property
+    def calendar_file(self) -> Path:
+        """The business days every job reads (written by the plan)."""
+        return self.workdir / "results" / "calendar.json"
 
-    def source_stamp(self, root: str, group: str) -> Path:
+    def source_stamp(self, group: str) -> Path:
         """A decode group's content stamp (the paths and sha256 of its files)."""
-        return self.results(root) / "sources" / f"{group}.json"
+        return self.workdir / "results" / "sources" / f"{group}.json"
 
-    def decoded(self, root: str, group: str, kind: str = "parquet") -> Path:
-        """A decode group's bars (``parquet``) or summary (``json``)."""
-        return self.results(root) / "decoded" / f"{group}.{kind}"
+    def decoded(self, group: str, kind: str = "parquet") -> Path:
+        """A decode group's bars (``parquet``) or summary (``json``): the outrights of
+        every root its files hold, decoded once for all roots."""
+        return self.workdir / "results" / "decoded" / f"{group}.{kind}"
 
     def batch_file(self, root: str, batch_id: str, kind: str) -> Path:
         """A build job's output; ``kind`` is a key of :data:`BATCH_FILES`.
@@ -186,9 +191,11 @@ class Layout:
         """
         return self.results(root) / "report" / REPORT_FILES[kind]
 
-    def log(self, root: str, rule: str, name: str) -> Path:
-        """The log of one job of ``rule`` (``name``: its wildcard or the run id)."""
-        return self.workdir / "logs" / root / rule / f"{name}.log"
+    def log(self, rule: str, name: str, root: str | None = None) -> Path:
+        """The log of one job of ``rule`` (``name``: its wildcard or the run id), under
+        ``logs/<root>/`` for a job of one root, ``logs/`` for a job of every root."""
+        folder = self.workdir / "logs" / root if root else self.workdir / "logs"
+        return folder / rule / f"{name}.log"
 
     def gates_results_log(self, root: str, run_id: str) -> Path:
         """The gates' results kept beside their log (Snakemake removes a failed job's
@@ -196,7 +203,17 @@ class Layout:
         return self.workdir / "logs" / root / "check_gates" / f"{run_id}.json"
 
     def checkpoint_dir(self, root: str) -> Path:
-        """The folder of ``root``'s chunk checkpoints.
+        """The folder of ``root``'s chunk checkpoints: ``<checkpoint>/<root>``.
+
+        Raises:
+            ValueError: the layout has no checkpoint folder.
+        """
+        return self.checkpoint_root / root
+
+    @property
+    def checkpoint_root(self) -> Path:
+        """The checkpoint folder itself (its files directly inside are the earlier,
+        single-root layout: :func:`checkpoint_files` of it finds them).
 
         Raises:
             ValueError: the layout has no checkpoint folder.
@@ -213,8 +230,14 @@ class Layout:
         """Whether this work directory holds run records (of ``root``, or of any root)."""
         if root:
             return self.runs_dir(root).is_dir()
+        return bool(self.roots_with_runs())
+
+    def roots_with_runs(self) -> list[str]:
+        """The roots this work directory holds run records of, sorted."""
         results = self.workdir / "results"
-        return results.is_dir() and any(results.glob("*/runs"))
+        if not results.is_dir():
+            return []
+        return sorted(p.parent.name for p in results.glob("*/runs") if p.is_dir())
 
 
 def find_workdir(root: str | None, db: Path | None = None) -> Path | None:

@@ -9,6 +9,26 @@ from functools import lru_cache
 MONTH_CODES = "FGHJKMNQUVXZ"
 
 
+#: Any outright future: a root of 1-6 upper-case letters or digits, a month code and the
+#: year's last one or two digits (the shortest root that fits: ``MGCZ24`` is MGC's).
+ANY_OUTRIGHT = re.compile(rf"^([A-Z0-9]{{1,6}}?)[{MONTH_CODES}][0-9]{{1,2}}$")
+
+
+def root_of(raw_symbol: str) -> str | None:
+    """The root of outright ``raw_symbol`` (``MGCZ4`` -> ``MGC``), None for anything else
+    (spreads such as ``MGCZ4-MGCG5``, options, parents)."""
+    match = ANY_OUTRIGHT.match(raw_symbol)
+    return match.group(1) if match else None
+
+
+def requested_root(symbol: str) -> str | None:
+    """The root a requested symbol names: ``MGC.FUT`` (parent) or an outright
+    (``MGCZ4``); None for anything else (``ALL_SYMBOLS``, an option, a spread)."""
+    if symbol.endswith(".FUT"):
+        return symbol[: -len(".FUT")] or None
+    return root_of(symbol)
+
+
 @lru_cache(maxsize=64)
 def outright_pattern(symbol: str) -> re.Pattern[str]:
     """``^{symbol}[FGHJKMNQUVXZ][0-9]{1,2}$``: an outright future of root ``symbol``."""

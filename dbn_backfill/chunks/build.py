@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dbn_backfill.artifacts import BatchManifest, ChunkResult
@@ -31,21 +32,40 @@ from dbn_backfill.schema import ARROW_SCHEMA, SELECTION_SCHEMA, bars_schema
 log = logging.getLogger(__name__)
 
 
-def read_decoded(paths: list[Path], first: dt.date, last: dt.date) -> pd.DataFrame:
-    """Decoded records with trade dates in ``[first, last]`` from every group file.
+def read_decoded(
+    paths: list[Path],
+    first: dt.date,
+    last: dt.date,
+    root: str,
+    files: frozenset[str] | set[str],
+) -> pd.DataFrame:
+    """Decoded records of root ``root`` with trade dates in ``[first, last]`` from every
+    group file: its outrights, and the unresolved records of ``files`` (the files whose
+    header names the root: an unresolved record of another root's file is not its).
 
     Only the parquet row groups whose statistics overlap the range are read.
     """
     filters = [("trade_date", ">=", first), ("trade_date", "<=", last)]
-    tables = [pq.read_table(p, filters=filters) for p in paths]
+    tables = [_of_root(pq.read_table(p, filters=filters), root, files) for p in paths]
     if not tables:
         from dbn_backfill.sources.decode import DECODED_SCHEMA
 
-        return DECODED_SCHEMA.empty_table().to_pandas()
+        return DECODED_SCHEMA.empty_table().drop_columns(["root"]).to_pandas()
     table = pa.concat_tables(tables, promote_options="permissive")
     frame = table.to_pandas(strings_to_categorical=True)
     frame["trade_date"] = pd.to_datetime(frame["trade_date"]).values.astype("datetime64[D]")
     return frame
+
+
+def _of_root(table: pa.Table, root: str, files: frozenset[str] | set[str]) -> pa.Table:
+    """The rows of ``table`` that belong to ``root`` (see :func:`read_decoded`), without
+    the ``root`` column."""
+    roots = table.column("root")
+    unresolved = pc.is_null(table.column("raw_symbol"))
+    mine = pc.equal(roots.cast(pa.string()), root)
+    own_file = pc.is_in(table.column("source").cast(pa.string()), pa.array(sorted(files)))
+    keep = pc.or_kleene(pc.fill_null(mine, False), pc.and_(unresolved, own_file))
+    return table.filter(keep).drop_columns(["root"])
 
 
 def select_bars(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -226,6 +246,7 @@ def build_batch(
     selection_output: Path,
     manifest_output: Path,
     symbol: str,
+    files: frozenset[str] | set[str] | None = None,
 ) -> BatchManifest:
     """Build every chunk of a batch and write what the merge reads: the bars parquet
     (one row group per chunk with rows, in chunk order), the batch's selection
@@ -235,10 +256,18 @@ def build_batch(
     then cut per chunk. A chunk breaking a rule does not stop its siblings: it
     gets no rows and is reported ``failed`` with the message.
 
+    Args:
+        decoded: the decode groups' parquets the batch reads.
+        symbol: the root the batch is built for.
+        files: the DBN files whose header names the root (their unresolved records are
+            the root's); None: every file of ``decoded``.
+
     Raises:
         pandera.errors.SchemaError: the bars break the table schema (a bug, never data).
     """
-    frame = read_decoded(decoded, chunks[0].first, chunks[-1].last)
+    if files is None:
+        files = _all_sources(decoded)
+    frame = read_decoded(decoded, chunks[0].first, chunks[-1].last, symbol, files)
     firsts = np.array([np.datetime64(c.first, "D") for c in chunks])
     frame["chunk"] = np.searchsorted(firsts, frame["trade_date"].to_numpy(), side="right") - 1
     repeats = _key_repeats(frame)
@@ -271,13 +300,13 @@ def build_batch(
     picks_all = selection.drop(columns="chunk_id")
     for i, chunk in enumerate(chunks):
         days = sorted(str(pd.Timestamp(d).date()) for d in resolved_days.get(i, []))
-        files = sorted(str(f) for f in sources.get(i, []))
+        chunk_files = sorted(str(f) for f in sources.get(i, []))
         base: dict[str, Any] = {
             "chunk_id": chunk.chunk_id,
             "chunk_start": str(chunk.first),
             "chunk_end": str(chunk.last),
             "days_present": days,
-            "sources": files,
+            "sources": chunk_files,
         }
         if i in errors:
             log.error("chunk %s failed: %s", chunk.chunk_id, errors[i])
@@ -319,6 +348,15 @@ def build_batch(
     _write_selection(selection_output, [selection])
     manifest.write(manifest_output)
     return manifest
+
+
+def _all_sources(paths: list[Path]) -> set[str]:
+    """Every DBN file named in the ``source`` column of the decoded parquets."""
+    out: set[str] = set()
+    for path in paths:
+        column = pq.read_table(path, columns=["source"]).column("source")
+        out.update(str(v) for v in pc.unique(column.cast(pa.string())).to_pylist())
+    return out
 
 
 def _write_selection(path: Path, frames: list[pd.DataFrame]) -> None:

@@ -292,11 +292,12 @@ def _gate_spot_check(
     return GateResult("spot-check against DBN", not mismatches, detail)
 
 
-def log_results(results: list[GateResult]) -> None:
-    """One log line per gate: its name, PASS or FAIL, and what it found."""
+def log_results(results: list[GateResult], root: str = "") -> None:
+    """One log line per gate: the root, the gate's name, PASS or FAIL, what it found."""
     for result in results:
         log.info(
-            "gate %-45s %s: %s",
+            "gate %s%-45s %s: %s",
+            f"{root} " if root else "",
             result.name,
             "PASS" if result.passed else "FAIL",
             result.detail,
@@ -304,10 +305,18 @@ def log_results(results: list[GateResult]) -> None:
         )
 
 
-def raise_on_failure(results: list[GateResult]) -> None:
-    failed = [r for r in results if not r.passed]
+def raise_on_failure(results: dict[str, list[GateResult]]) -> None:
+    """Raise when a gate of some root failed.
+
+    Args:
+        results: root -> its gates' results.
+
+    Raises:
+        GateError: naming every failed gate with its root and what it found.
+    """
+    failed = [(root, r) for root, rs in results.items() for r in rs if not r.passed]
     if failed:
         raise GateError(
             f"{len(failed)} honesty gates failed: "
-            + " | ".join(f"{r.name}: {r.detail}" for r in failed)
+            + " | ".join(f"{root} {r.name}: {r.detail}" for root, r in failed)
         )

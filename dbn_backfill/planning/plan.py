@@ -26,7 +26,12 @@ from dbn_backfill.tradedate import Calendar, cme_calendar, save_calendar
 
 @dataclass(frozen=True)
 class Plan:
-    """What one run will do."""
+    """What one run will do, for every root of it.
+
+    Decoding is shared: a decode group (the files whose header starts in one UTC
+    quarter) is decoded once for all roots. Chunks, batches, checkpoints and gates
+    are per root; every root has the same chunk grid.
+    """
 
     cfg: BackfillConfig
     calendar: Calendar
@@ -38,8 +43,21 @@ class Plan:
     layout: Layout = Layout()
 
     @property
+    def roots(self) -> tuple[str, ...]:
+        """The run's roots, in the order given."""
+        return self.cfg.symbols
+
+    @property
     def headers(self) -> tuple[SourceHeader, ...]:
         return tuple(s.header for s in self.sources)
+
+    def sources_of(self, root: str) -> list[IndexedSource]:
+        """The files whose header names ``root`` (the only ones its chunks read)."""
+        return [s for s in self.sources if s.header.names(root)]
+
+    def files_of(self, root: str) -> list[str]:
+        """The paths of :meth:`sources_of`, sorted."""
+        return sorted(str(s.path) for s in self.sources_of(root))
 
     def group_stamp(self, group: str) -> str:
         """What decode group ``group`` depends on (its files' paths and sha256)."""
@@ -48,17 +66,26 @@ class Plan:
 
     def calendar_file(self) -> Path:
         """The business days every job reads (:func:`write_calendar`)."""
-        return self.layout.calendar_file(self.cfg.symbol)
+        return self.layout.calendar_file
 
     def stamp_file(self, group: str) -> Path:
         """The file whose modification time tells Snakemake that a group's content
         changed: rewritten only when :meth:`group_stamp` changes."""
-        return self.layout.source_stamp(self.cfg.symbol, group)
+        return self.layout.source_stamp(group)
 
-    def groups_for(self, batch: Batch) -> list[str]:
+    def groups_for(self, root: str, batch: Batch) -> list[str]:
+        """The decode groups whose files may hold bars of ``root`` in ``batch``: a file
+        of the group names the root and the group's span meets the batch's."""
+        named = {str(s.header.group) for s in self.sources_of(root)}
         return sorted(
-            g for g, span in self.group_spans.items() if overlaps(span, batch.first, batch.last)
+            g
+            for g, span in self.group_spans.items()
+            if g in named and overlaps(span, batch.first, batch.last)
         )
+
+    def used_groups(self) -> list[str]:
+        """The decode groups some root's batch reads (the others are not decoded)."""
+        return sorted({g for r in self.roots for b in self.batches for g in self.groups_for(r, b)})
 
     def batch(self, batch_id: str) -> Batch:
         """The batch named ``batch_id`` (a ``build_chunks`` wildcard).
@@ -103,7 +130,7 @@ def make_plan(
     """
     cfg = from_mapping(config)
     layout = Layout.of(cfg)
-    calendar = run_calendar(cfg, layout.calendar_file(cfg.symbol) if cache_calendar else None)
+    calendar = run_calendar(cfg, layout.calendar_file if cache_calendar else None)
     try:
         paths = find_sources(cfg.dbn)
     except SourceError:
@@ -114,6 +141,8 @@ def make_plan(
     headers = tuple(s.header for s in sources)
     for header in headers:
         check_header(header, cfg.dataset)
+    if headers:
+        check_roots_named(cfg.symbols, headers)
     groups: dict[str, list[str]] = {}
     spans: dict[str, tuple[dt.date, dt.date | None]] = {}
     for header in headers:
@@ -135,6 +164,23 @@ def make_plan(
         run_id=run_id or default_run_id(),
         layout=layout,
     )
+
+
+def check_roots_named(roots: tuple[str, ...], headers: tuple[SourceHeader, ...]) -> None:
+    """Contract section 11: every root of the run is named by some file's header (its
+    requested symbols, or the outrights its symbol mappings list).
+
+    Raises:
+        SourceError: naming the roots no file holds and the roots the files do hold.
+    """
+    held = sorted({r for h in headers for r in h.roots})
+    absent = [r for r in roots if r not in held]
+    if absent:
+        they = ", ".join(held) if held else "no outright of any root"
+        raise SourceError(
+            f"no outright of {', '.join(absent)} in the files; they hold {they}. "
+            "Nothing was written. Check --symbol, or fetch that root's files first."
+        )
 
 
 def run_calendar(cfg: BackfillConfig, saved: Path | None = None) -> Calendar:
@@ -162,7 +208,7 @@ def write_group_stamps(plan: Plan) -> list[str]:
     """Rewrite the stamp of every decode group whose content changed (see
     :meth:`Plan.stamp_file`); returns those groups."""
     return [
-        g for g in sorted(plan.groups) if write_if_changed(plan.stamp_file(g), plan.group_stamp(g))
+        g for g in plan.used_groups() if write_if_changed(plan.stamp_file(g), plan.group_stamp(g))
     ]
 
 
@@ -172,10 +218,11 @@ def config_snapshot(plan: Plan) -> dict[str, str]:
 
 
 def describe_chunks(plan: Plan) -> str:
-    """The plan's chunks, one line per chunk with its build job, for ``snakemake -n``."""
+    """The plan's chunks, one line per chunk with its build job, for ``snakemake -n``
+    (the same grid for every root)."""
     lines = [
         f"plan: {len(plan.chunk_ids())} chunks of {plan.cfg.chunk_days} trading days in "
-        f"{len(plan.batches)} build_chunks jobs"
+        f"{len(plan.batches)} build_chunks jobs per root, roots {', '.join(plan.roots)}"
     ]
     for batch in plan.batches:
         for chunk in batch.chunks:
@@ -206,6 +253,11 @@ def check_before_run(plan: Plan, workdir: Path) -> None:
     for lock_file, what in lock_paths(plan, workdir):
         lock.acquire(lock_file, what)
     check_not_open_elsewhere(plan.cfg.db)
+    for root in plan.roots:
+        checkpoints.adopt_legacy(plan.layout.checkpoint_root, root)
+        checkpoints.drop_stale(
+            plan.layout.checkpoint_dir(root), set(plan.chunk_ids()), plan.cfg.start, plan.cfg.end
+        )
     check_failed(plan)
 
 
@@ -215,9 +267,15 @@ def check_failed(plan: Plan) -> None:
     full, an I/O error, a signal) is retried by the next run without the flag."""
     if plan.cfg.retry_failed:
         return
-    bad = checkpoints.failed(plan.cfg.checkpoint, plan.chunk_ids(), kind="data")
+    bad = [
+        (root, chunk_id, error)
+        for root in plan.roots
+        for chunk_id, error in checkpoints.failed(
+            plan.layout.checkpoint_dir(root), plan.chunk_ids(), kind="data"
+        )
+    ]
     if bad:
-        listing = " | ".join(f"{cid}: {err}" for cid, err in bad)
+        listing = " | ".join(f"{root} {cid}: {err}" for root, cid, err in bad)
         raise CheckpointError(
             f"{len(bad)} chunks failed in an earlier run and retry_failed is off: {listing}. "
             "Fix the cause, then rerun with retry_failed=true (CLI: --retry-failed)."

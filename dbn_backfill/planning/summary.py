@@ -16,37 +16,53 @@ if TYPE_CHECKING:
     from dbn_backfill.planning.plan import Plan
 
 
-def collect(plan: Plan, merge_report: str, gates_report: str, seconds: float) -> dict[str, Any]:
+def collect(plan: Plan, seconds: float) -> dict[str, Any]:
+    """What the run did, from its checkpoints and its per-root merge and gates reports
+    (a report is missing when the run stopped before writing it)."""
     states: dict[str, int] = {}
     failed: list[str] = []
-    for chunk_id in plan.chunk_ids():
-        state = checkpoints.read(plan.cfg.checkpoint, chunk_id)
-        status = state.status if state else "pending"
-        states[status] = states.get(status, 0) + 1
-        if status == "failed":
-            failed.append(f"{chunk_id}: {state.error if state else None}")
-    merge = _load(MergeReport.read, merge_report)
-    gates = _load(GatesReport.read, gates_report)
+    committed = skipped = rows = 0
+    merged = gated = True
+    gates_passed = True
+    for root in plan.roots:
+        folder = plan.layout.checkpoint_dir(root)
+        for chunk_id in plan.chunk_ids():
+            state = checkpoints.read(folder, chunk_id)
+            status = state.status if state else "pending"
+            states[status] = states.get(status, 0) + 1
+            if state is not None and status == "failed":
+                failed.append(f"{root} {chunk_id}: {state.error}")
+        merge = _load(MergeReport.read, plan.layout.run_record(root, plan.run_id, "merge"))
+        gates = _load(GatesReport.read, plan.layout.run_record(root, plan.run_id, "gates"))
+        merged = merged and merge is not None
+        gated = gated and gates is not None
+        if merge is not None:
+            committed += len(merge.committed)
+            skipped += len(merge.skipped)
+            rows += merge.rows_inserted
+        if gates is not None:
+            gates_passed = gates_passed and gates.passed
     return {
         "run_id": plan.run_id,
-        "chunks": len(plan.chunk_ids()),
+        "roots": list(plan.roots),
+        "chunks": len(plan.chunk_ids()) * len(plan.roots),
         "checkpoints": states,
-        "chunks_committed": len(merge.committed) if merge else None,
-        "chunks_skipped": len(merge.skipped) if merge else None,
+        "chunks_committed": committed if merged else None,
+        "chunks_skipped": skipped if merged else None,
         "chunks_failed": len(failed),
-        "rows_inserted": merge.rows_inserted if merge else None,
-        "gates_passed": gates.passed if gates else None,
+        "rows_inserted": rows if merged else None,
+        "gates_passed": gates_passed if gated else None,
         "wall_seconds": round(seconds, 2),
         "failed": failed,
     }
 
 
-def print_summary(
-    plan: Plan, merge_report: str, gates_report: str, seconds: float, ok: bool
-) -> None:
-    s = collect(plan, merge_report, gates_report, seconds)
+def print_summary(plan: Plan, seconds: float, ok: bool) -> None:
+    """Print the run's summary to stderr (see :func:`collect`)."""
+    s = collect(plan, seconds)
     lines = [
-        f"dbn-backfill summary ({'OK' if ok else 'FAILED'}), run {s['run_id']}:",
+        f"dbn-backfill summary ({'OK' if ok else 'FAILED'}), run {s['run_id']}, "
+        f"{', '.join(s['roots'])}:",
         f"  chunks: {s['chunks']} in plan; committed {s['chunks_committed']}, "
         f"skipped (already committed) {s['chunks_skipped']}, failed {s['chunks_failed']}; "
         f"checkpoints {s['checkpoints']}",
@@ -61,9 +77,9 @@ def print_summary(
     print("\n".join(lines), file=sys.stderr)
 
 
-def _load(read: Callable[[Path], T], path: str) -> T | None:
+def _load(read: Callable[[Path], T], path: Path) -> T | None:
     """The report at ``path``, or None when the run stopped before writing it."""
     try:
-        return read(Path(path))
+        return read(path)
     except (OSError, ValueError, KeyError):
         return None

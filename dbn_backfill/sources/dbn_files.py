@@ -20,6 +20,7 @@ import numpy as np
 import zstandard
 
 from dbn_backfill.errors import SourceError
+from dbn_backfill.symbols import requested_root, root_of
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DBN_MAGIC = b"DBN"
@@ -40,6 +41,10 @@ class SourceHeader:
             is ``"none"`` when the header leaves it undefined, as for mixed symbology).
         start_ns: first nanosecond the file covers (UTC).
         end_ns: exclusive end, or None when the header leaves it undefined.
+        symbols: the symbols the file was requested for (``MGC.FUT``, ``MGCZ4``).
+        roots: the roots the header names: those of its requested symbols and of the
+            outrights its symbol mappings list (a file holding no mapping of a root
+            holds no record of it).
     """
 
     path: Path
@@ -50,6 +55,30 @@ class SourceHeader:
     stype_out: str
     start_ns: int
     end_ns: int | None
+    symbols: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()
+
+    def names(self, root: str) -> bool:
+        """Whether the header names root ``root`` (see :attr:`roots`)."""
+        return root in self.roots
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields (without ``path``) as JSON values, for the source index."""
+        fields = {k: v for k, v in vars(self).items() if k != "path"}
+        fields["symbols"], fields["roots"] = list(self.symbols), list(self.roots)
+        return fields
+
+    @classmethod
+    def from_json(cls, path: Path, fields: dict[str, Any]) -> SourceHeader:
+        """The header :meth:`to_json` wrote for ``path``."""
+        return cls(
+            path=path,
+            **{
+                **fields,
+                "symbols": tuple(fields.get("symbols", ())),
+                "roots": tuple(fields.get("roots", ())),
+            },
+        )
 
     @property
     def start_date(self) -> dt.date:
@@ -232,6 +261,9 @@ def read_header(path: Path) -> SourceHeader:
         metadata = reader.metadata()
         version = reader.version
     end = metadata.end
+    requested = tuple(str(s) for s in metadata.symbols)
+    mapped = metadata.mappings.keys() if isinstance(metadata.mappings, dict) else ()
+    roots = {requested_root(s) for s in requested} | {root_of(str(raw)) for raw in mapped}
     return SourceHeader(
         path=Path(path),
         version=int(version),
@@ -241,6 +273,8 @@ def read_header(path: Path) -> SourceHeader:
         stype_out=_enum_str(metadata.stype_out),
         start_ns=int(metadata.start),
         end_ns=None if end is None or int(end) == UNDEF_TIMESTAMP else int(end),
+        symbols=requested,
+        roots=tuple(sorted(r for r in roots if r)),
     )
 
 

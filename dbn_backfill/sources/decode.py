@@ -1,8 +1,10 @@
 """Stream DBN records into a columnar intermediate (the ``decode_sources`` rule).
 
 A decode group (the files whose header starts in one UTC quarter) becomes one
-parquet of the root's outright bars, each with its raw symbol and trade date,
-plus a JSON summary of every file (size, sha256, what was kept or ignored).
+parquet of the outright bars of every root its files hold, each with its raw symbol,
+root and trade date, plus a JSON summary of every file (size, sha256, what was kept
+or ignored). It is decoded once, whatever the number of roots a run holds: each
+root's chunks then read their own rows of it.
 Records are read in fixed-size blocks; nothing holds a whole history.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from dbn_backfill.errors import SourceError
 from dbn_backfill.runtime.faults import kill_point
 from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.sources.dbn_files import UNDEF_TIMESTAMP, DbnReader, check_header, read_header
-from dbn_backfill.symbols import outright_pattern
+from dbn_backfill.symbols import root_of
 from dbn_backfill.tradedate import NS_PER_DAY, Calendar
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ DECODED_SCHEMA = pa.schema(
         ("volume", pa.uint64()),
         ("raw_symbol", pa.dictionary(pa.int32(), pa.string())),
         ("trade_date", pa.date32()),
+        ("root", pa.dictionary(pa.int32(), pa.string())),
     ]
 )
 
@@ -53,15 +55,15 @@ def decode_group(
     out_parquet: Path,
     out_summary: Path,
     *,
-    symbol: str,
     dataset: str,
     calendar: Calendar,
 ) -> DecodeSummary:
     """Decode every file of a group into ``out_parquet`` and ``out_summary``.
 
-    Keeps the outright records of root ``symbol`` (and records whose instrument has
-    no mapping, flagged by a null ``raw_symbol``: whether that is an error depends
-    on the run's date range, checked when chunks are built), with their trade date.
+    Keeps the outright records of every root (``root`` column), and records whose
+    instrument has no mapping, flagged by a null ``raw_symbol`` and ``root``: whether
+    that is an error depends on the run's date range and roots, checked when chunks
+    are built), with their trade date.
 
     Raises:
         SourceError: a file is not DBN, truncated, of another schema, dataset or
@@ -69,14 +71,13 @@ def decode_group(
             the time range its header declares.
     """
     summary = DecodeSummary(group=group)
-    pattern = outright_pattern(symbol)
     out_parquet.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_parquet.with_suffix(".parquet.tmp")
     with pq.ParquetWriter(
         tmp,
         DECODED_SCHEMA,
         compression="lz4",
-        use_dictionary=["source", "raw_symbol"],
+        use_dictionary=["source", "raw_symbol", "root"],
         write_statistics=["trade_date"],
     ) as parquet:
         writer = _PipelinedWriter(parquet)
@@ -85,9 +86,7 @@ def decode_group(
         try:
             for path in paths:
                 summary.files.append(
-                    _decode_file(
-                        Path(path), writer, pattern, symbol, dataset, calendar, progress, done
-                    )
+                    _decode_file(Path(path), writer, dataset, calendar, progress, done)
                 )
                 done += summary.files[-1].size
         finally:
@@ -129,8 +128,6 @@ class _PipelinedWriter:
 def _decode_file(
     path: Path,
     writer: _PipelinedWriter,
-    pattern: Any,
-    symbol: str,
     dataset: str,
     calendar: Calendar,
     progress: Progress,
@@ -147,7 +144,7 @@ def _decode_file(
         first_td: np.datetime64 | None = None
         last_td: np.datetime64 | None = None
         for offset, block in reader.blocks():
-            kept, counts = _keep_root_records(path, offset, block, imap, pattern)
+            kept, counts = _keep_outrights(path, offset, block, imap)
             summary.records += len(block)
             summary.outright += counts["outright"]
             summary.spread += counts["spread"]
@@ -158,7 +155,7 @@ def _decode_file(
             )
             if kept is None:
                 continue
-            records, symbols = kept
+            records, symbols, roots = kept
             _check_declared_range(path, records, start_ns, end_ns)
             try:
                 trade_dates = calendar.trade_dates(records["ts_event"].astype("int64"))
@@ -167,19 +164,18 @@ def _decode_file(
             lo, hi = trade_dates.min(), trade_dates.max()
             first_td = lo if first_td is None else min(first_td, lo)
             last_td = hi if last_td is None else max(last_td, hi)
-            writer.write_table(_to_table(str(path), records, symbols, trade_dates))
+            writer.write_table(_to_table(str(path), records, symbols, roots, trade_dates))
             kill_point("decode")
         summary.sha256 = reader.sha256
     summary.first_trade_date = None if first_td is None else str(first_td)
     summary.last_trade_date = None if last_td is None else str(last_td)
     log.info(
-        "%s: %d records (DBN v%d): %d outrights of %s kept, %d unresolved kept, "
+        "%s: %d records (DBN v%d): %d outrights kept, %d unresolved kept, "
         "%d spreads and %d other instruments ignored; trade dates %s..%s",
         path,
         summary.records,
         summary.version,
         summary.outright,
-        symbol,
         summary.unresolved,
         summary.spread,
         summary.other,
@@ -189,9 +185,15 @@ def _decode_file(
     return summary
 
 
-def _keep_root_records(
-    path: Path, offset: int, block: np.ndarray, imap: InstrumentMap, pattern: Any
-) -> tuple[tuple[np.ndarray, pa.DictionaryArray] | None, dict[str, int]]:
+def _keep_outrights(
+    path: Path, offset: int, block: np.ndarray, imap: InstrumentMap
+) -> tuple[tuple[np.ndarray, pa.DictionaryArray, pa.DictionaryArray] | None, dict[str, int]]:
+    """The block's outright records (any root) and unresolved ones, with their raw
+    symbols and roots as dictionary arrays, and counts of what was kept or ignored.
+
+    Raises:
+        SourceError: a record is not OHLCV_1M.
+    """
     rtype = block["rtype"]
     bad = np.flatnonzero(rtype != RTYPE_OHLCV_1M)
     if len(bad):
@@ -203,10 +205,13 @@ def _keep_root_records(
     codes, uniq_symbols = resolve_codes(imap, block["instrument_id"], block["ts_event"])
     kinds = ("outright", "spread", "other", "unresolved")
     kind = np.empty(len(uniq_symbols), dtype="int8")
+    uniq_roots: list[str | None] = []
     for i, sym in enumerate(uniq_symbols):
+        root = root_of(sym) if sym is not None else None
+        uniq_roots.append(root)
         if sym is None:
             kind[i] = 3
-        elif pattern.match(sym):
+        elif root is not None:
             kind[i] = 0
         elif "-" in sym:
             kind[i] = 1
@@ -224,7 +229,14 @@ def _keep_root_records(
         pa.array(kept_codes.astype("int32"), mask=kind[kept_codes] == 3),
         pa.array([s if s is not None else "" for s in uniq_symbols], pa.string()),
     )
-    return (block[keep], symbols), counts
+    names = sorted({r for r in uniq_roots if r is not None})
+    index = {r: i for i, r in enumerate(names)}
+    root_codes = np.array([index.get(r, -1) if r else -1 for r in uniq_roots], dtype="int32")
+    kept_roots = root_codes[kept_codes]
+    roots = pa.DictionaryArray.from_arrays(
+        pa.array(kept_roots, mask=kept_roots < 0), pa.array(names or [""], pa.string())
+    )
+    return (block[keep], symbols, roots), counts
 
 
 def resolve_codes(
@@ -265,7 +277,11 @@ def _check_declared_range(
 
 
 def _to_table(
-    path: str, records: np.ndarray, symbols: pa.DictionaryArray, trade_dates: np.ndarray
+    path: str,
+    records: np.ndarray,
+    symbols: pa.DictionaryArray,
+    roots: pa.DictionaryArray,
+    trade_dates: np.ndarray,
 ) -> pa.Table:
     n = len(records)
     source = pa.DictionaryArray.from_arrays(
@@ -283,6 +299,7 @@ def _to_table(
             pa.array(records["volume"].astype("uint64")),
             symbols,
             pa.array(trade_dates.astype("datetime64[D]"), pa.date32()),
+            roots,
         ],
         schema=DECODED_SCHEMA,
     )

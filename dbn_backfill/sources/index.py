@@ -24,7 +24,7 @@ from dbn_backfill.sources.dbn_files import SourceHeader, read_header
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: headers hold the requested symbols and the roots named
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def scan(paths: list[Path], index_file: Path | None, write: bool) -> list[Indexe
         fingerprint = Fingerprint.of(path)
         entry = known.get(str(path))
         if entry is not None and entry["fingerprint"] == asdict(fingerprint):
-            header = SourceHeader(path=path, **entry["header"])
+            header = SourceHeader.from_json(path, entry["header"])
             sha = str(entry["sha256"])
         else:
             header = read_header(path)
@@ -93,8 +93,11 @@ def scan(paths: list[Path], index_file: Path | None, write: bool) -> list[Indexe
                 )
             rehashed += 1
         out.append(IndexedSource(header=header, fingerprint=fingerprint, sha256=sha))
-        fields = {k: v for k, v in vars(header).items() if k != "path"}
-        fresh[str(path)] = {"fingerprint": asdict(fingerprint), "sha256": sha, "header": fields}
+        fresh[str(path)] = {
+            "fingerprint": asdict(fingerprint),
+            "sha256": sha,
+            "header": header.to_json(),
+        }
     if rehashed:
         log.info("source index: %d of %d files read and hashed", rehashed, len(paths))
     if write and index_file is not None and fresh != known:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from dbn_backfill.artifacts import CHECKPOINT_STATUSES, Checkpoint, write_json
-from dbn_backfill.layout import checkpoint_path
+from dbn_backfill.errors import CheckpointError
+from dbn_backfill.layout import checkpoint_files, checkpoint_path
+
+log = logging.getLogger(__name__)
 
 STATUSES = CHECKPOINT_STATUSES
 
@@ -61,3 +66,74 @@ def failed(
         if state and state.status == "failed" and kind in (None, state.error_kind or "data"):
             out.append((chunk_id, str(state.error)))
     return out
+
+
+def adopt_legacy(checkpoint_root: Path, root: str) -> list[str]:
+    """Move the checkpoints of ``root`` found directly in ``checkpoint_root`` (the
+    earlier, single-root layout) into ``root``'s folder, unchanged (contract section 8):
+    a ``done`` chunk stays done with its timestamps. Checkpoints of other roots stay
+    where they are (their root's next run moves them). Returns the chunk ids moved.
+
+    A legacy checkpoint whose chunk already has one in the root's folder is the older
+    of the two: it is removed, the folder's is kept.
+
+    Raises:
+        CheckpointError: a legacy checkpoint names no root (unreadable, or no
+            ``symbol``): the run cannot tell whose it is.
+    """
+    moved = []
+    target_dir = Path(checkpoint_root) / root
+    for path in checkpoint_files(checkpoint_root):
+        state = read(path.parent, path.stem)
+        if state is None or not state.symbol:
+            raise CheckpointError(
+                f"checkpoint {path} names no root (unreadable, or no 'symbol'): move it "
+                f"into {Path(checkpoint_root)}/<ROOT>/ of the root it belongs to, or delete "
+                "it (the database's lineage is the record of what was committed)"
+            )
+        if state.symbol != root:
+            continue
+        target = checkpoint_path(target_dir, path.stem)
+        if target.exists():
+            path.unlink()
+            log.info("legacy checkpoint %s removed: %s holds the newer one", path, target)
+            continue
+        target_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        moved.append(path.stem)
+    if moved:
+        log.info("moved %d checkpoints of %s into %s", len(moved), root, target_dir)
+    return moved
+
+
+def drop_stale(folder: Path, planned: set[str], start: dt.date, end: dt.date) -> list[str]:
+    """Remove the checkpoints in ``folder`` whose span meets ``[start, end]`` but is no
+    chunk of the plan (``planned``: the plan's chunk ids), because ``start``, ``end``
+    or ``chunk_days`` changed: their trade dates are planned again as other chunks, so
+    they must never count as done work (contract section 8). Returns the ids removed.
+    """
+    dropped = []
+    for path in checkpoint_files(folder):
+        if path.stem in planned:
+            continue
+        span = chunk_span(path.stem)
+        if span is None or span[0] > end or span[1] < start:
+            continue
+        path.unlink()
+        dropped.append(path.stem)
+    if dropped:
+        log.info("removed %d checkpoints of chunks no longer planned: %s", len(dropped), dropped)
+    return dropped
+
+
+def chunk_span(chunk_id: str) -> tuple[dt.date, dt.date] | None:
+    """``(first, last)`` trade date of ``chunk_YYYYMMDD_YYYYMMDD``; None for another name."""
+    parts = chunk_id.split("_")
+    if len(parts) != 3:
+        return None
+    try:
+        first = dt.datetime.strptime(parts[1], "%Y%m%d").date()
+        last = dt.datetime.strptime(parts[2], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return first, last

@@ -36,7 +36,8 @@ import pyarrow.parquet as pq
 
 from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileSummary, MergeReport
 from dbn_backfill.config import BackfillConfig
-from dbn_backfill.errors import BackfillError, CompletenessError, Interrupted
+from dbn_backfill.errors import BackfillError, ChunksFailed, CompletenessError, Interrupted
+from dbn_backfill.layout import Layout
 from dbn_backfill.runtime.faults import kill_point, slow_merge
 from dbn_backfill.runtime.progress import Progress
 from dbn_backfill.schema import SELECTION_SCHEMA
@@ -84,6 +85,32 @@ def load_chunks(
     return sorted(out, key=lambda c: c.first)
 
 
+def check_complete(missing: dict[str, list[dt.date]], cfg: BackfillConfig) -> None:
+    """Stop when a root of the run lacks a business day (contract sections 5 and 11).
+
+    Args:
+        missing: root -> its business days of ``[start, end]`` without outright bars,
+            less its expected gaps (:func:`missing_days`).
+
+    Raises:
+        CompletenessError: naming every root with missing days, and the days.
+    """
+    lines = []
+    for root, days in missing.items():
+        if days:
+            shown = ", ".join(str(d) for d in days[:20])
+            more = f" and {len(days) - 20} more" if len(days) > 20 else ""
+            lines.append(
+                f"{len(days)} CME business days in [{cfg.start}, {cfg.end}] have no "
+                f"outright {root} bars (contract section 5): {shown}{more}"
+            )
+    if lines:
+        raise CompletenessError(
+            "; ".join(lines) + ". An incomplete download? If a day is truly empty, list "
+            "it in expected_gaps (DATE, or ROOT:DATE for one root). Nothing was written."
+        )
+
+
 def missing_days(
     chunks: list[ChunkInput],
     calendar: Calendar,
@@ -121,7 +148,8 @@ def merge(
         BackfillError: chunks failed (valid ones are committed), or a database
             error (that chunk rolled back, checkpoint failed, stop).
     """
-    db, symbol, checkpoint_dir = cfg.db, cfg.symbol, cfg.checkpoint
+    db, symbol = cfg.db, cfg.symbol
+    checkpoint_dir = Layout.of(cfg).checkpoint_dir(symbol)
     start, end, expected_gaps = cfg.start, cfg.end, cfg.expected_gaps
     started = time.monotonic()
     report = MergeReport(run_id=run_id)
@@ -133,15 +161,7 @@ def merge(
     con.execute("SET threads = 1").fetchall()
     try:
         ensure_tables(con, db)
-        missing = missing_days(chunks, calendar, start, end, expected_gaps)
-        if missing:
-            shown = ", ".join(str(d) for d in missing[:20])
-            more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-            raise CompletenessError(
-                f"{len(missing)} CME business days in [{start}, {end}] have no outright "
-                f"{symbol} bars (contract section 5): {shown}{more}. An incomplete download? "
-                "If a day is truly empty, list it in expected_gaps. Nothing was written."
-            )
+        check_complete({symbol: missing_days(chunks, calendar, start, end, expected_gaps)}, cfg)
         states = {}
         for chunk in chunks:
             state = checkpoints.read(checkpoint_dir, chunk.chunk_id)
@@ -172,14 +192,16 @@ def merge(
         con.close()
         report.seconds = time.monotonic() - started
     if report.failed:
-        details = []
-        for chunk in chunks:
-            if chunk.chunk_id in report.failed:
-                details.append(f"{chunk.chunk_id}: {chunk.manifest.error}")
-        raise BackfillError(
-            f"{len(report.failed)} chunks failed and were not committed "
+        failed = [
+            (symbol, chunk.chunk_id, str(chunk.manifest.error))
+            for chunk in chunks
+            if chunk.chunk_id in report.failed
+        ]
+        raise ChunksFailed(
+            f"{len(report.failed)} {symbol} chunks failed and were not committed "
             f"({len(report.committed)} valid chunks committed, {len(report.skipped)} already "
-            "committed): " + " | ".join(details)
+            "committed): " + " | ".join(f"{cid}: {err}" for _, cid, err in failed),
+            failed,
         )
     return report
 

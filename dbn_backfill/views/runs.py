@@ -176,5 +176,5 @@ def trade_calendar(config: dict[str, Any], workdir: Path | None, symbol: str) ->
     def setting(key: str) -> str:
         return str(config.get(key) or defaults[key])
 
-    saved = Layout(Path(workdir)).calendar_file(symbol) if workdir is not None else None
+    saved = Layout(Path(workdir)).calendar_file if workdir is not None else None
     return cme_calendar(setting("calendar"), setting("session_tz"), setting("session_roll"), saved)

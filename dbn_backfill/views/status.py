@@ -248,7 +248,7 @@ def collect(
     last = run_view(run)
     if run is not None and holder is None:
         if run.merge is None and run.gates is None:
-            merge_log = Layout(Path(workdir or ".")).log(str(symbol), "merge_chunks", run.run_id)
+            merge_log = Layout(Path(workdir or ".")).log("merge_chunks", run.run_id)
             attention.append(
                 f"run {run.run_id} has no merge report: it stopped before its merge "
                 f"finished (see {merge_log})"

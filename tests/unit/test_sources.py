@@ -23,14 +23,15 @@ def test_fixture_decodes(tmp_path, calendar, path):
         "g",
         tmp_path / "d.parquet",
         tmp_path / "d.json",
-        symbol="ES",
         dataset="GLBX.MDP3",
         calendar=calendar,
     )
     table = pq.read_table(tmp_path / "d.parquet").to_pandas()
     assert summary.files[0].records == len(table) > 0
     assert set(table["raw_symbol"]) == {"ESH1"}
+    assert set(table["root"]) == {"ES"}
     assert set(table["trade_date"].astype(str)) == {"2020-12-28"}
+    assert read_header(path).roots == ("ES",)
     assert summary.files[0].version == int(read_header(path).version)
 
 
@@ -72,7 +73,6 @@ def test_truncated_zstd_is_an_error(tmp_path, calendar):
             "g",
             tmp_path / "d.parquet",
             tmp_path / "d.json",
-            symbol="ES",
             dataset="GLBX.MDP3",
             calendar=calendar,
         )
@@ -88,7 +88,6 @@ def test_truncated_plain_is_an_error(tmp_path, calendar):
             "g",
             tmp_path / "d.parquet",
             tmp_path / "d.json",
-            symbol="ES",
             dataset="GLBX.MDP3",
             calendar=calendar,
         )

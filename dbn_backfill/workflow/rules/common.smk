@@ -31,8 +31,7 @@ DRY_RUN = workflow.output_settings.dryrun
 # every path of the run, relative to the work directory (dbn_backfill/layout.py); the
 # source index (what every DBN file held when last seen) is written by the main process
 # of a real run only
-LAYOUT = Layout()
-SOURCE_INDEX = LAYOUT.source_index
+SOURCE_INDEX = Layout().source_index
 WRITES = workflow.is_main_process and not DRY_RUN
 try:
     # fetch: true downloads the missing days before the plan reads the headers
@@ -40,7 +39,7 @@ try:
         config,
         dry_run=DRY_RUN,
         header_cache=SOURCE_INDEX,
-        calendar_cache=LAYOUT.calendar_file(str(config.get("symbol", ""))),
+        calendar_cache=Layout().calendar_file,
     )
     PLAN = make_plan(
         config,
@@ -65,18 +64,25 @@ try:
 except BackfillError as error:
     raise WorkflowError(f"{type(error).__name__}: {error}") from None
 
-SYMBOL = PLAN.cfg.symbol
+LAYOUT = PLAN.layout
+ROOTS = PLAN.roots
 RUN_ID = PLAN.run_id
 
 
-def log_file(rule, name):
-    """The log of one job of ``rule`` (``name``: a wildcard pattern or the run id)."""
-    return str(LAYOUT.log(SYMBOL, rule, name))
+def log_file(rule, name, root=None):
+    """The log of one job of ``rule`` (``name``: a wildcard pattern or the run id; with
+    ``root``, a job of that root)."""
+    return str(LAYOUT.log(rule, name, root))
 
 
-def run_record(name):
-    """A record of this run: config, merge, spot_check or gates."""
-    return str(LAYOUT.run_record(SYMBOL, RUN_ID, name))
+def run_record(root, kind):
+    """A record of this run for ``root``: config, merge, spot_check or gates."""
+    return str(LAYOUT.run_record(root, RUN_ID, kind))
+
+
+def run_records(kind):
+    """The record ``kind`` of this run, of every root."""
+    return [run_record(root, kind) for root in ROOTS]
 
 
 def calendar_file():
@@ -91,70 +97,73 @@ def group_stamp_file(wildcards):
 
 def decoded_file(group, kind="parquet"):
     """A decode group's bars (parquet) or summary (json); ``group`` may be a pattern."""
-    return str(LAYOUT.decoded(SYMBOL, group, kind))
+    return str(LAYOUT.decoded(group, kind))
 
 
-def batch_file(batch, kind):
+def batch_file(root, batch, kind):
     """A build job's bars, selection or manifest (see dbn_backfill/layout.py)."""
-    return str(LAYOUT.batch_file(SYMBOL, batch, kind))
+    return str(LAYOUT.batch_file(root, batch, kind))
 
 
-def report_file(name):
-    """A file of the backfill_report target."""
-    return str(LAYOUT.report_file(SYMBOL, name))
+def report_file(root, kind):
+    """A file of the report target of ``root``."""
+    return str(LAYOUT.report_file(root, kind))
 
 
 def batch_decoded(wildcards):
     batch = PLAN.batch(wildcards.batch)
-    return [decoded_file(group) for group in PLAN.groups_for(batch)]
+    return [decoded_file(group) for group in PLAN.groups_for(wildcards.root, batch)]
+
+
+def batch_sources(wildcards):
+    """The DBN files of the root that the batch reads (their unresolved records count
+    for the root): only the batch's own groups, so a new file reruns only its batch."""
+    batch = PLAN.batch(wildcards.batch)
+    groups = set(PLAN.groups_for(wildcards.root, batch))
+    return sorted(
+        str(s.path) for s in PLAN.sources_of(wildcards.root) if s.header.group in groups
+    )
 
 
 def group_summaries():
-    used = {group for batch in PLAN.batches for group in PLAN.groups_for(batch)}
-    return [decoded_file(group, "json") for group in sorted(used)]
+    return [decoded_file(group, "json") for group in PLAN.used_groups()]
 
 
 def batch_files(kind):
-    """Every batch's bars, selection or manifest."""
-    return [batch_file(b.batch_id, kind) for b in PLAN.batches]
+    """Every root's every batch's bars, selection or manifest, root by root."""
+    return [batch_file(r, b.batch_id, kind) for r in ROOTS for b in PLAN.batches]
 
 
 def source_stamps():
-    """Every decode group's content stamp: what changes when a DBN file's content does."""
-    return [str(PLAN.stamp_file(group)) for group in sorted(PLAN.groups)]
+    """Every used decode group's content stamp: what changes when a file's content does."""
+    return [str(PLAN.stamp_file(group)) for group in PLAN.used_groups()]
 
 
-def spot_counts():
-    return run_record("spot_check")
+#: per root, the gates' results kept beside their log
+GATES_RESULTS = [str(LAYOUT.gates_results_log(root, RUN_ID)) for root in ROOTS]
 
 
-def merge_report():
-    return run_record("merge")
-
-
-def gates_report():
-    return run_record("gates")
+def root_sources():
+    """root -> the DBN files whose header names it (its spot-check and gates read them)."""
+    return {root: PLAN.sources_of(root) for root in ROOTS}
 
 
 onstart:
     print(
-        f"dbn-backfill run {PLAN.run_id}: {PLAN.cfg.symbol} {PLAN.cfg.start}..{PLAN.cfg.end}, "
+        f"dbn-backfill run {PLAN.run_id}: {','.join(ROOTS)} {PLAN.cfg.start}..{PLAN.cfg.end}, "
         f"{len(PLAN.headers)} DBN files in {len(PLAN.groups)} decode groups, "
         f"{len(PLAN.chunk_ids())} chunks of {PLAN.cfg.chunk_days} trading days in "
-        f"{len(PLAN.batches)} build jobs, db {PLAN.cfg.db}",
+        f"{len(PLAN.batches)} build jobs per root, db {PLAN.cfg.db}",
         file=sys.stderr,
     )
     print(f"config snapshot: {config_snapshot(PLAN)}", file=sys.stderr)
-    write_run_config(LAYOUT, RUN_ID, PLAN.cfg)
+    for root in ROOTS:
+        write_run_config(LAYOUT, RUN_ID, PLAN.cfg.for_root(root))
 
 
 onsuccess:
-    print_summary(
-        PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=True
-    )
+    print_summary(PLAN, time.time() - RUN_STARTED, ok=True)
 
 
 onerror:
-    print_summary(
-        PLAN, merge_report(), gates_report(), time.time() - RUN_STARTED, ok=False
-    )
+    print_summary(PLAN, time.time() - RUN_STARTED, ok=False)

@@ -1,5 +1,6 @@
 # Source -> decoded: each group of DBN files (by the UTC quarter its header starts in)
-# becomes one parquet of the root's outright bars with raw symbol and trade date.
+# becomes one parquet of the outright bars of every root its files hold, with raw
+# symbol, root and trade date: decoded once, whatever the number of roots.
 
 
 rule decode_sources:
@@ -20,7 +21,6 @@ rule decode_sources:
     params:
         dbn=lambda wildcards: PLAN.groups[wildcards.group],
         # only what the step needs: a changed param re-runs the job (rerun trigger)
-        symbol=PLAN.cfg.symbol,
         dataset=PLAN.cfg.dataset,
     script:
         "../scripts/decode_sources.py"

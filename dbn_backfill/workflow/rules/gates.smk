@@ -1,4 +1,5 @@
-# Database -> gates: contract section 9 on the whole table; the run fails if one fails.
+# Database -> gates: contract section 9 on the whole table, for every root of the run;
+# the run fails if one fails.
 
 
 rule spot_check:
@@ -8,15 +9,16 @@ rule spot_check:
         stamps=source_stamps(),
         calendar=calendar_file(),
     output:
-        counts=spot_counts(),
+        counts=run_records("spot_check"),
     log:
         log_file("spot_check", RUN_ID),
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:
         cfg=PLAN.cfg,
-        sources=list(PLAN.sources),
-        run_id=PLAN.run_id,
+        sources=root_sources(),
+        run_id=RUN_ID,
         # per-file counts, by content (sha256): a file is read in whole once
         cache=str(LAYOUT.spot_counts_dir),
     script:
@@ -25,20 +27,23 @@ rule spot_check:
 
 rule check_gates:
     input:
-        merge=merge_report(),
-        spot=spot_counts(),
+        merge=run_records("merge"),
+        spot=run_records("spot_check"),
         calendar=calendar_file(),
     output:
-        report=gates_report(),
+        reports=run_records("gates"),
     log:
         log_file("check_gates", RUN_ID),
-        # the results again: Snakemake removes a failed job's outputs but keeps its logs
-        results=str(LAYOUT.gates_results_log(SYMBOL, RUN_ID)),
+        # the results again, per root: Snakemake removes a failed job's outputs but
+        # keeps its logs
+        *GATES_RESULTS,
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:
         cfg=PLAN.cfg,
-        sources=list(PLAN.sources),
-        run_id=PLAN.run_id,
+        sources=root_sources(),
+        run_id=RUN_ID,
+        results=GATES_RESULTS,
     script:
         "../scripts/check_gates.py"

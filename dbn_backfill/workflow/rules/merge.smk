@@ -1,5 +1,6 @@
-# Chunks -> database: the single writer. Runs on the submit host, every run; a chunk
-# already committed with the same content hash is skipped without writing.
+# Chunks -> database: the single writer, for every root of the run. Runs on the submit
+# host, every run; a chunk already committed with the same content hash is skipped
+# without writing.
 
 
 localrules:
@@ -16,7 +17,7 @@ rule merge_chunks:
         summaries=group_summaries(),
         calendar=calendar_file(),
     output:
-        report=merge_report(),
+        reports=run_records("merge"),
     log:
         log_file("merge_chunks", RUN_ID),
     conda:

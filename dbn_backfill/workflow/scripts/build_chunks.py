@@ -14,7 +14,8 @@ def main() -> None:
         bars_output=Path(snakemake.output.bars),
         selection_output=Path(snakemake.output.selection),
         manifest_output=Path(snakemake.output.manifest),
-        symbol=snakemake.params.symbol,
+        symbol=snakemake.wildcards.root,
+        files=set(snakemake.params.files),
     )
 
 

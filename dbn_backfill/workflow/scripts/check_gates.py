@@ -1,4 +1,4 @@
-"""Rule check_gates: the honesty gates on the finished table."""
+"""Rule check_gates: the honesty gates on the finished table, for every root."""
 
 from pathlib import Path
 
@@ -11,19 +11,29 @@ from dbn_backfill.tradedate import Calendar
 
 def main() -> None:
     cfg: BackfillConfig = snakemake.params.cfg
-    results = run_gates(
-        cfg=cfg,
-        calendar=Calendar.load(Path(snakemake.input.calendar)),
-        sources=list(snakemake.params.sources),
-        seed=snakemake.params.run_id,
-        spot=SpotCounts.read(Path(snakemake.input.spot)),
-    )
-    log_results(results)
-    report = GatesReport(run_id=snakemake.params.run_id, db=str(cfg.db), gates=results)
-    report.write(Path(snakemake.output.report))
-    # kept when a gate fails (a log), for dbn-backfill status and report
-    report.write(Path(snakemake.log.results))
-    raise_on_failure(results)
+    calendar = Calendar.load(Path(snakemake.input.calendar))
+    outcome = {}
+    for root, spot, report_path, kept in zip(
+        cfg.symbols,
+        snakemake.input.spot,
+        snakemake.output.reports,
+        snakemake.params.results,
+        strict=True,
+    ):
+        results = run_gates(
+            cfg=cfg.for_root(root),
+            calendar=calendar,
+            sources=list(snakemake.params.sources[root]),
+            seed=snakemake.params.run_id,
+            spot=SpotCounts.read(Path(spot)),
+        )
+        log_results(results, root)
+        report = GatesReport(run_id=snakemake.params.run_id, db=str(cfg.db), gates=results)
+        report.write(Path(report_path))
+        # kept when a gate fails (a log), for dbn-backfill status and report
+        report.write(Path(kept))
+        outcome[root] = results
+    raise_on_failure(outcome)
 
 
 run_step("check_gates", snakemake, main)  # noqa: F821

@@ -13,7 +13,6 @@ def main() -> None:
         snakemake.wildcards.group,
         Path(snakemake.output.parquet),
         Path(snakemake.output.summary),
-        symbol=snakemake.params.symbol,
         dataset=snakemake.params.dataset,
         calendar=Calendar.load(Path(snakemake.input.calendar)),
     )

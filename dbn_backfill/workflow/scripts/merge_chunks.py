@@ -1,21 +1,22 @@
-"""Rule merge_chunks: the single writer commits every chunk into DuckDB."""
+"""Rule merge_chunks: the single writer commits every root's chunks into DuckDB."""
 
 from pathlib import Path
 
-from dbn_backfill.artifacts import BatchManifest, DecodeSummary
+from dbn_backfill.artifacts import DecodeSummary
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.runtime.step import run_step
-from dbn_backfill.store.merge import load_chunks, merge
+from dbn_backfill.store.universe import load_roots, merge_roots
 from dbn_backfill.tradedate import Calendar
 
 
 def main() -> None:
     cfg: BackfillConfig = snakemake.params.cfg
     summaries = [DecodeSummary.read(Path(p)) for p in snakemake.input.summaries]
-    report = merge(
+    reports = merge_roots(
         cfg=cfg,
-        chunks=load_chunks(
-            [BatchManifest.read(Path(p)) for p in snakemake.input.manifests],
+        roots=load_roots(
+            cfg.symbols,
+            [Path(p) for p in snakemake.input.manifests],
             [Path(p) for p in snakemake.input.bars],
             [Path(p) for p in snakemake.input.selections],
         ),
@@ -23,7 +24,8 @@ def main() -> None:
         sources={f.path: f for summary in summaries for f in summary.files},
         run_id=snakemake.params.run_id,
     )
-    report.write(Path(snakemake.output.report))
+    for root, path in zip(cfg.symbols, snakemake.output.reports, strict=True):
+        reports[root].write(Path(path))
 
 
 run_step("merge_chunks", snakemake, main)  # noqa: F821

@@ -1,4 +1,4 @@
-"""Rule spot_check: recount random trade dates straight from the DBN files."""
+"""Rule spot_check: recount random trade dates straight from the DBN files, per root."""
 
 from pathlib import Path
 
@@ -10,14 +10,16 @@ from dbn_backfill.tradedate import Calendar
 
 def main() -> None:
     cfg: BackfillConfig = snakemake.params.cfg
-    counts = spot_check_counts(
-        cfg,
-        Calendar.load(Path(snakemake.input.calendar)),
-        list(snakemake.params.sources),
-        seed=snakemake.params.run_id,
-        cache_dir=Path(snakemake.params.cache),
-    )
-    counts.write(Path(snakemake.output.counts))
+    calendar = Calendar.load(Path(snakemake.input.calendar))
+    for root, out in zip(cfg.symbols, snakemake.output.counts, strict=True):
+        counts = spot_check_counts(
+            cfg.for_root(root),
+            calendar,
+            list(snakemake.params.sources[root]),
+            seed=snakemake.params.run_id,
+            cache_dir=Path(snakemake.params.cache),
+        )
+        counts.write(Path(out))
 
 
 run_step("spot_check", snakemake, main)  # noqa: F821
