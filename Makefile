@@ -37,12 +37,12 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dbn-backfill synth --out demo/dbn --start 2024-01-01 --end 2024-03-31 --seed 7 --layout daily
-	$(BIN)/dbn-backfill --db demo/mgc.duckdb --dbn demo/dbn --symbol MGC \
+	$(BIN)/dbn-backfill --db demo/futures.duckdb --dbn demo/dbn --symbol MGC,GC \
 		--start $(DEMO_START) --end $(DEMO_END) --workers 2 --chunk-days 5 \
 		--checkpoint demo/checkpoints --workdir demo/work
-	$(BIN)/dbn-backfill show --db demo/mgc.duckdb --symbol MGC
-	$(BIN)/dbn-backfill status --db demo/mgc.duckdb --checkpoint demo/checkpoints --workdir demo/work
-	$(BIN)/dbn-backfill report --db demo/mgc.duckdb --checkpoint demo/checkpoints --workdir demo/work \
+	$(BIN)/dbn-backfill show --db demo/futures.duckdb
+	$(BIN)/dbn-backfill status --db demo/futures.duckdb --checkpoint demo/checkpoints --workdir demo/work
+	$(BIN)/dbn-backfill report --db demo/futures.duckdb --checkpoint demo/checkpoints --workdir demo/work \
 		--out demo/report.html
 	@echo "The report: $(CURDIR)/demo/report.html (open it in a browser)"
 

@@ -94,6 +94,15 @@ def checkpoint_files(folder: Path | str) -> list[Path]:
     return sorted(Path(folder).glob("chunk_*.json"))
 
 
+def root_checkpoint_files(folder: Path | str, root: str | None) -> list[Path]:
+    """The checkpoint files of ``root`` (every root when None) under checkpoint folder
+    ``folder``: those of its own folder(s), then those still directly in ``folder``
+    (the earlier layout; whose root they are, only their content says)."""
+    folder = Path(folder)
+    roots = [folder / root] if root else sorted(p for p in folder.glob("*") if p.is_dir())
+    return [f for r in roots for f in checkpoint_files(r)] + checkpoint_files(folder)
+
+
 def probe_file(folder: Path | str, pid: int) -> Path:
     """A file written and removed at once to prove ``folder`` writable."""
     return Path(folder) / f".dbn-backfill-probe-{pid}"

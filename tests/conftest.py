@@ -223,12 +223,15 @@ class Run:
     def rows(self) -> pd.DataFrame:
         return read_table(self.db)
 
-    def checkpoints(self) -> dict[str, dict]:
+    def checkpoint_folder(self, root: str | None = None) -> Path:
+        """The checkpoint folder of ``root`` (default: the run's only root)."""
+        return self.checkpoint / (root or self.symbol)
+
+    def checkpoints(self, root: str | None = None) -> dict[str, dict]:
         import json
 
-        return {
-            p.stem: json.loads(p.read_text()) for p in sorted(self.checkpoint.glob("chunk_*.json"))
-        }
+        folder = self.checkpoint_folder(root)
+        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("chunk_*.json"))}
 
 
 def read_table(db: Path, table: str = "bars_1m") -> pd.DataFrame:

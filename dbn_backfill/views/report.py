@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from dbn_backfill.errors import BackfillError
-from dbn_backfill.layout import checkpoint_files, find_workdir
+from dbn_backfill.layout import find_workdir, root_checkpoint_files
 from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, table_exists
 from dbn_backfill.symbols import expiry_key, is_outright
@@ -397,7 +397,7 @@ def checkpoint_summary(
     """Counts by status of the checkpoint files, and the failed / in_progress ones."""
     counts: dict[str, int] = {}
     problems = []
-    for path in checkpoint_files(checkpoint_dir):
+    for path in root_checkpoint_files(checkpoint_dir, symbol):
         checkpoint = ckpt.read(path.parent, path.stem)
         if checkpoint is None:
             counts["unreadable"] = counts.get("unreadable", 0) + 1

@@ -8,6 +8,12 @@ from dbn_backfill.store.database import connect
 
 
 def show(db: Path, symbol: str | None = None, rows: int = 5) -> None:
+    """Print, for ``symbol`` (every root when None): bars per contract, trade dates per
+    root, and the first ``rows`` rows.
+
+    Raises:
+        SchemaMismatchError: ``db`` is not a DuckDB database.
+    """
     con = connect(db, read_only=True)
     try:
         where = "WHERE symbol = ?" if symbol else ""
@@ -22,9 +28,10 @@ def show(db: Path, symbol: str | None = None, rows: int = 5) -> None:
         )
         print(
             con.sql(
-                "SELECT count(*) AS trade_dates, count(DISTINCT source_symbol) AS contracts, "
-                "min(trade_date) AS first, max(trade_date) AS last FROM bars_1m_trade_dates "
-                + where,
+                "SELECT symbol, count(*) AS trade_dates, "
+                "count(DISTINCT source_symbol) AS contracts, min(trade_date) AS first, "
+                f"max(trade_date) AS last FROM bars_1m_trade_dates {where} "
+                "GROUP BY symbol ORDER BY symbol",
                 params=params,
             )
         )

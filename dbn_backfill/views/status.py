@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from dbn_backfill.errors import BackfillError
-from dbn_backfill.layout import Layout, checkpoint_files, db_lock, find_workdir
+from dbn_backfill.layout import Layout, db_lock, find_workdir, root_checkpoint_files
 from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, first_row, table_exists
 from dbn_backfill.tradedate import Calendar
@@ -61,9 +61,9 @@ def lock_holder(db: Path) -> str | None:
 
 
 def read_checkpoints(checkpoint_dir: Path, symbol: str | None) -> list[dict[str, Any]]:
-    """Every ``chunk_*.json`` of the folder (of ``symbol`` when the file names one)."""
+    """Every checkpoint of ``symbol`` (of every root when None) in the checkpoint folder."""
     out = []
-    for path in checkpoint_files(checkpoint_dir):
+    for path in root_checkpoint_files(checkpoint_dir, symbol):
         checkpoint = ckpt.read(path.parent, path.stem)
         if checkpoint is None:
             out.append({"chunk_id": path.stem, "status": "unreadable"})

@@ -158,9 +158,9 @@ def test_status_writes_nothing_and_works_on_read_only_files(committed, tmp_path)
     anyway, the byte-identical comparison below is what proves it)."""
     run = copy_of(committed, tmp_path / "copy")
     # a checkpoint left in_progress, so the status has something to say
-    state = json.loads((run.checkpoint / f"{BAD_CHUNK}.json").read_text())
+    state = json.loads((run.checkpoint_folder() / f"{BAD_CHUNK}.json").read_text())
     state.update(status="in_progress", started_at="2024-02-20T10:00:00+00:00")
-    (run.checkpoint / f"{BAD_CHUNK}.json").write_text(json.dumps(state))
+    (run.checkpoint_folder() / f"{BAD_CHUNK}.json").write_text(json.dumps(state))
     guarded = (run.db.parent, run.checkpoint, run.workdir)
     make_read_only(run.db, run.checkpoint, run.workdir)
     run.db.parent.chmod(0o555)
@@ -280,9 +280,9 @@ def test_failed_gate_needs_attention(fresh):
 
 
 def test_a_running_backfill_is_not_an_interrupted_one(fresh):
-    state = json.loads((fresh.checkpoint / f"{BAD_CHUNK}.json").read_text())
+    state = json.loads((fresh.checkpoint_folder() / f"{BAD_CHUNK}.json").read_text())
     state.update(status="in_progress", started_at="2024-02-20T10:00:00+00:00")
-    (fresh.checkpoint / f"{BAD_CHUNK}.json").write_text(json.dumps(state))
+    (fresh.checkpoint_folder() / f"{BAD_CHUNK}.json").write_text(json.dumps(state))
     lock = open(fresh.db.with_name(fresh.db.name + ".lock"), "a+")  # noqa: SIM115
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

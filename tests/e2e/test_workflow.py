@@ -228,7 +228,7 @@ def test_dry_run_prints_every_chunk_and_reads_nothing(scenario):
     for chunk in chunks:
         assert f"{chunk.chunk_id}  {chunk.first}..{chunk.last}" in out
     assert not run.db.exists() and not run.checkpoint.exists()
-    assert not (run.workdir / "results" / "MGC" / "decoded").exists()
+    assert not (run.workdir / "results" / "decoded").exists()
 
 
 def test_snakemake_directly_with_directory(scenario, tmp_path):
@@ -244,7 +244,7 @@ def test_snakemake_directly_with_directory(scenario, tmp_path):
            "chunk_days=3", f"checkpoint={run.checkpoint}"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (tmp_path / "elsewhere" / "results" / "MGC" / "decoded").is_dir()
+    assert (tmp_path / "elsewhere" / "results" / "decoded").is_dir()
     via_cli = run.with_(root=tmp_path / "cli")
     via_cli.root.mkdir()
     via_cli.run(check=True)

@@ -51,6 +51,6 @@ rule root_report:
     params:
         db=str(PLAN.cfg.db),
         symbol=lambda wildcards: wildcards.root,
-        checkpoint=lambda wildcards: str(LAYOUT.checkpoint_dir(wildcards.root)),
+        checkpoint=str(LAYOUT.checkpoint_root),
     script:
         "../scripts/write_report.py"
