@@ -119,7 +119,8 @@ def test_two_roots_in_one_run_equal_two_single_root_runs(tmp_path, daily):
     both = setup(tmp_path / "both", daily, "MGC,GC")
     both.run(check=True)
     for root in ("MGC", "GC"):
-        single = setup(tmp_path / root, daily, root)
+        single = Run(root=tmp_path / root, dbn=both.dbn, symbol=root, start=START, end=END)
+        single.root.mkdir()
         single.run(check=True)
         mine = rows_of(both.db, root)
         assert len(mine) > 1000
