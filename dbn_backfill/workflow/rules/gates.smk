@@ -11,6 +11,7 @@ rule spot_check:
         counts=spot_counts(),
     log:
         f"{LOGS}/spot_check/{PLAN.run_id}.log",
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:
@@ -34,6 +35,7 @@ rule check_gates:
         f"{LOGS}/check_gates/{PLAN.run_id}.log",
         # the results again: Snakemake removes a failed job's outputs but keeps its logs
         results=f"{LOGS}/check_gates/{PLAN.run_id}.json",
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:
