@@ -11,6 +11,7 @@ rule spot_check:
         counts=spot_counts(),
     log:
         log_file("spot_check", RUN_ID),
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:
@@ -34,6 +35,7 @@ rule check_gates:
         log_file("check_gates", RUN_ID),
         # the results again: Snakemake removes a failed job's outputs but keeps its logs
         results=str(LAYOUT.gates_results_log(SYMBOL, RUN_ID)),
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:

@@ -1,11 +1,7 @@
 # Chunks -> database: the single writer. Runs on the submit host, every run; a chunk
 # already committed with the same content hash is skipped without writing.
-
-
-localrules:
-    merge_chunks,
-    spot_check,
-    check_gates,
+# merge_chunks, spot_check and check_gates are local rules (`localrule: True`, which
+# also holds when the workflow is used as a module under renamed rules).
 
 
 rule merge_chunks:
@@ -19,6 +15,7 @@ rule merge_chunks:
         report=merge_report(),
     log:
         log_file("merge_chunks", RUN_ID),
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:
