@@ -128,6 +128,9 @@ def merge(
         CompletenessError: a business day has no bars (nothing written).
         BackfillError: chunks failed (valid ones are committed), or a database
             error (that chunk rolled back, checkpoint failed, stop).
+        Interrupted: SIGTERM or SIGINT (the chunk in flight rolled back).
+        CheckpointTransitionError: a chunk failed on its data in an earlier run and
+            ``cfg.retry_failed`` is off (the plan refuses such a run before any job).
     """
     db, symbol, checkpoint_dir = cfg.db, cfg.symbol, cfg.checkpoint
     start, end, expected_gaps = cfg.start, cfg.end, cfg.expected_gaps
