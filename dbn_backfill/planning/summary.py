@@ -21,7 +21,7 @@ def collect(plan: Plan, merge_report: str, gates_report: str, seconds: float) ->
     failed: list[str] = []
     for chunk_id in plan.chunk_ids():
         state = checkpoints.read(plan.cfg.checkpoint, chunk_id)
-        status = state.status if state else "pending"
+        status = state.status.value if state else "pending"  # a plain str: printed as is
         states[status] = states.get(status, 0) + 1
         if status == "failed":
             failed.append(f"{chunk_id}: {state.error if state else None}")
