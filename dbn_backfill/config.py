@@ -93,7 +93,9 @@ def parse_dates(value: object, key: str) -> tuple[dt.date, ...]:
     if value is None or value == "" or value == []:
         return ()
     if isinstance(value, str):
-        items: list[object] = [v for v in value.strip("[]").split(",") if v.strip()]
+        items: list[object] = [
+            v.strip().strip("'\"") for v in value.strip("[]").split(",") if v.strip()
+        ]
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
