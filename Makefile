@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check dbn_backfill/workflow/Snakefile dbn_backfill/workflow/rules
 	$(BIN)/snakemake --lint --config dbn=tests/data/es-fixture.ohlcv-1m.dbn.zst db=/tmp/dbn-backfill-lint.duckdb symbol=ES \
 		start=2020-12-28 end=2020-12-28 checkpoint=/tmp/dbn-backfill-lint-ckpt
+	$(BIN)/snakemake -s workflow/Snakefile --directory .test --lint
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -22,18 +22,44 @@ reader never sees half a file and a killed writer leaves the previous version.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import enum
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dbn_backfill.errors import CheckpointTransitionError
+
 T = TypeVar("T")
 
-CHECKPOINT_STATUSES = ("pending", "in_progress", "done", "failed")
-#: Why a ``failed`` chunk failed: its data broke a rule (a rerun needs ``retry_failed``),
-#: or its environment failed it (disk full, I/O error, a signal: a rerun retries it).
-ERROR_KINDS = ("data", "environment")
+
+class ChunkStatus(enum.StrEnum):
+    """A chunk's checkpoint status (contract section 8); the values are what the file holds."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"  # committed to the database
+    FAILED = "failed"
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a ``failed`` chunk failed: its data broke a rule (a rerun needs ``retry_failed``),
+    or its environment failed it (disk full, I/O error, a signal: a rerun retries it)."""
+
+    DATA = "data"
+    ENVIRONMENT = "environment"
+
+
+CHECKPOINT_STATUSES = tuple(s.value for s in ChunkStatus)
+ERROR_KINDS = tuple(k.value for k in ErrorKind)
+
+
+def utc_now() -> str:
+    """The current UTC time as the checkpoints write it (ISO 8601, milliseconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -129,42 +155,213 @@ class BatchManifest:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Checkpoint:
-    """``<checkpoint>/chunk_YYYYMMDD_YYYYMMDD.json`` (contract section 8).
+    """``<checkpoint>/chunk_YYYYMMDD_YYYYMMDD.json`` (contract section 8): an immutable
+    state of one chunk, changed only through its transitions, each returning the next
+    state or raising :class:`~dbn_backfill.errors.CheckpointTransitionError`:
+
+    ================  ========================================  =====================
+    transition        from                                      to
+    ================  ========================================  =====================
+    :meth:`create`    (no file)                                 ``pending``
+    :meth:`start`     ``pending``; ``in_progress`` (a killed    ``in_progress``
+                      run); ``done`` (content changed);
+                      ``failed`` only with ``retry_failed`` or
+                      when its failure was ``environment``
+    :meth:`commit`    ``in_progress``                           ``done``
+    :meth:`fail`      ``in_progress`` (its transaction failed)  ``failed``
+    :meth:`reject`    any (the build rejected its data)         ``failed`` (``data``)
+    :meth:`repair`    ``pending``, ``in_progress``, ``failed``  ``done``
+                      (the database says it is committed)
+    ================  ========================================  =====================
 
     ``done`` means committed to the database; the lineage table is the source of
-    truth and a checkpoint mirrors it. ``error_kind`` (one of :data:`ERROR_KINDS`)
-    says why a ``failed`` chunk failed; a file without it counts as ``data``.
+    truth and a checkpoint mirrors it. ``error_kind`` says why a ``failed`` chunk
+    failed; a file without it counts as ``data`` (:attr:`failure_kind`).
+
+    Raises (on construction):
+        ValueError: an unknown ``status`` or ``error_kind``.
     """
 
     chunk_id: str
     chunk_start: str
     chunk_end: str
     symbol: str
-    status: str = "pending"
+    status: ChunkStatus = ChunkStatus.PENDING
     rows_written: int = 0
     started_at: str | None = None
     finished_at: str | None = None
-    source: list[str] = field(default_factory=list)
+    source: tuple[str, ...] = ()
     error: str | None = None
     content_hash: str | None = None
     run_id: str | None = None
     last_ts_event: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "status", ChunkStatus(self.status))
+        except ValueError:
+            raise ValueError(f"bad checkpoint status {self.status!r}") from None
+        if self.error_kind is not None:
+            try:
+                object.__setattr__(self, "error_kind", ErrorKind(self.error_kind))
+            except ValueError:
+                raise ValueError(f"bad checkpoint error_kind {self.error_kind!r}") from None
+        object.__setattr__(self, "source", tuple(self.source))
+
+    @property
+    def failure_kind(self) -> ErrorKind | None:
+        """Why the chunk failed (``data`` for a file older than ``error_kind``), or None
+        when it is not ``failed``."""
+        if self.status != ChunkStatus.FAILED:
+            return None
+        return self.error_kind or ErrorKind.DATA
+
+    # --- transitions ---------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, chunk_id: str, chunk_start: str, chunk_end: str, symbol: str, source: Iterable[str]
+    ) -> Checkpoint:
+        """The first state of a chunk that has no checkpoint file: ``pending``."""
+        return cls(chunk_id, chunk_start, chunk_end, symbol, source=tuple(source))
+
+    def start(
+        self, *, source: Iterable[str], retry_failed: bool, at: str | None = None
+    ) -> Checkpoint:
+        """Its transaction begins: ``in_progress``, started ``at`` (default: now), with
+        ``source`` (the chunk's DBN files now); rows, finish time and error cleared.
+
+        Raises:
+            CheckpointTransitionError: the chunk failed on its data (``error_kind``
+                ``data``, or none recorded) and ``retry_failed`` is off.
+        """
+        if self.failure_kind == ErrorKind.DATA and not retry_failed:
+            raise self._illegal(
+                "start",
+                f"it failed on its data and retry_failed is off (contract section 8): {self.error}",
+            )
+        return dataclasses.replace(
+            self,
+            status=ChunkStatus.IN_PROGRESS,
+            started_at=at or utc_now(),
+            finished_at=None,
+            error=None,
+            error_kind=None,
+            source=tuple(source),
+            rows_written=0,
+        )
+
+    def commit(self, *, rows: int, content_hash: str, run_id: str, at: str) -> Checkpoint:
+        """Its transaction committed ``rows`` rows of ``content_hash`` ``at`` (the commit
+        time the lineage holds) in run ``run_id``: ``done``.
+
+        Raises:
+            CheckpointTransitionError: the chunk is not ``in_progress``.
+        """
+        self._require("commit", ChunkStatus.IN_PROGRESS)
+        return dataclasses.replace(
+            self,
+            status=ChunkStatus.DONE,
+            rows_written=rows,
+            finished_at=at,
+            content_hash=content_hash,
+            run_id=run_id,
+        )
+
+    def fail(self, error: str, kind: ErrorKind, *, at: str | None = None) -> Checkpoint:
+        """Its transaction failed with ``error`` and rolled back: ``failed`` of ``kind``,
+        finished ``at`` (default: now).
+
+        Raises:
+            CheckpointTransitionError: the chunk is not ``in_progress``.
+        """
+        self._require("fail", ChunkStatus.IN_PROGRESS)
+        return dataclasses.replace(
+            self,
+            status=ChunkStatus.FAILED,
+            error=error,
+            error_kind=ErrorKind(kind),
+            finished_at=at or utc_now(),
+        )
+
+    def reject(
+        self,
+        error: str | None,
+        *,
+        source: Iterable[str],
+        last_ts_event: str | None,
+        at: str | None = None,
+    ) -> Checkpoint:
+        """The build found the chunk's data broken (``error``), so nothing of it is
+        committed: ``failed`` of kind ``data`` from any state, with ``source`` and the
+        last good ``last_ts_event``; the rows, start time, content hash and run of an
+        earlier commit stay (the database still holds that commit)."""
+        return dataclasses.replace(
+            self,
+            status=ChunkStatus.FAILED,
+            error=error,
+            error_kind=ErrorKind.DATA,
+            finished_at=at or utc_now(),
+            last_ts_event=last_ts_event,
+            source=tuple(source),
+        )
+
+    def repair(self, *, rows: int, content_hash: str, committed_at: str) -> Checkpoint:
+        """The database holds this chunk committed (``rows`` rows of ``content_hash`` at
+        ``committed_at``) but the checkpoint does not say so, e.g. a run killed between
+        its commit and its checkpoint: ``done`` with the lineage's commit time, the
+        start time kept (the commit time when there is none), the error cleared.
+
+        Raises:
+            CheckpointTransitionError: the checkpoint already says ``done``.
+        """
+        if self.status == ChunkStatus.DONE:
+            raise self._illegal("repair", "it already says done")
+        return dataclasses.replace(
+            self,
+            status=ChunkStatus.DONE,
+            rows_written=rows,
+            error=None,
+            error_kind=None,
+            finished_at=committed_at,
+            started_at=self.started_at or committed_at,
+            content_hash=content_hash,
+        )
+
+    def _require(self, transition: str, status: ChunkStatus) -> None:
+        if self.status != status:
+            raise self._illegal(transition, f"only a chunk {status} can {transition}")
+
+    def _illegal(self, transition: str, why: str) -> CheckpointTransitionError:
+        return CheckpointTransitionError(
+            f"checkpoint {self.chunk_id}: cannot {transition} a chunk that is {self.status}: {why}",
+            chunk_id=self.chunk_id,
+            transition=transition,
+            status=self.status.value,
+        )
+
+    # --- the file ------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        if self.status not in CHECKPOINT_STATUSES:
-            raise ValueError(f"bad checkpoint status {self.status!r}")
-        if self.error_kind is not None and self.error_kind not in ERROR_KINDS:
-            raise ValueError(f"bad checkpoint error_kind {self.error_kind!r}")
+        """The file's content: every field, ``error_kind`` only for a ``failed`` chunk."""
         data = asdict(self)
-        if self.status != "failed":
-            data["error_kind"] = None  # meaningful for failed chunks only
+        data["status"] = self.status.value
+        data["source"] = list(self.source)
+        failed = self.status == ChunkStatus.FAILED
+        data["error_kind"] = self.error_kind.value if failed and self.error_kind else None
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
+        """The checkpoint of a file's content (unknown keys are ignored).
+
+        Raises:
+            ValueError: an unknown ``status`` or ``error_kind``.
+            TypeError: a required field is missing.
+        """
         return _from_dict(cls, data)
 
 

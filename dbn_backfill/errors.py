@@ -43,6 +43,18 @@ class CheckpointError(BackfillError):
     """A chunk checkpoint blocks the run (failed without ``retry_failed``)."""
 
 
+class CheckpointTransitionError(CheckpointError):
+    """A checkpoint was asked for a transition its status does not allow (e.g. starting
+    a chunk that failed on its data without ``retry_failed``, committing one that never
+    started); ``transition`` names it, ``status`` is the chunk's status."""
+
+    def __init__(self, message: str, *, chunk_id: str, transition: str, status: str) -> None:
+        super().__init__(message)
+        self.chunk_id = chunk_id
+        self.transition = transition
+        self.status = status
+
+
 class LockError(BackfillError):
     """Another backfill holds the run lock of this database or work directory."""
 

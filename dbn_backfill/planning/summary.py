@@ -28,7 +28,7 @@ def collect(plan: Plan, seconds: float) -> dict[str, Any]:
         folder = plan.layout.checkpoint_dir(root)
         for chunk_id in plan.chunk_ids():
             state = checkpoints.read(folder, chunk_id)
-            status = state.status if state else "pending"
+            status = state.status.value if state else "pending"  # a plain str: printed as is
             states[status] = states.get(status, 0) + 1
             if state is not None and status == "failed":
                 failed.append(f"{root} {chunk_id}: {state.error}")

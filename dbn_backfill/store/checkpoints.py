@@ -1,9 +1,12 @@
-"""Chunk checkpoint files (contract section 8): one JSON per chunk, written atomically.
+"""The store of chunk checkpoint files (contract section 8): one JSON per chunk.
 
 ``done`` means committed to the database. The lineage table in the database is
 the source of truth; a checkpoint mirrors it, so a kill between a commit and
 its checkpoint write is repaired by the next merge without redoing the chunk.
-The file's shape is :class:`dbn_backfill.artifacts.Checkpoint`.
+A checkpoint is the immutable :class:`dbn_backfill.artifacts.Checkpoint`; it
+changes only through its transitions, and :func:`apply` is how a transition
+reaches the disk: validated first, then written atomically (a reader never sees
+half a file, a killed writer leaves the previous state).
 """
 
 from __future__ import annotations
@@ -12,10 +15,17 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from dbn_backfill.artifacts import CHECKPOINT_STATUSES, Checkpoint, write_json
+from dbn_backfill.artifacts import (
+    CHECKPOINT_STATUSES,
+    Checkpoint,
+    ChunkStatus,
+    ErrorKind,
+    utc_now,
+    write_json,
+)
 from dbn_backfill.errors import CheckpointError
 from dbn_backfill.layout import checkpoint_files, checkpoint_path
 
@@ -23,25 +33,26 @@ log = logging.getLogger(__name__)
 
 STATUSES = CHECKPOINT_STATUSES
 
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+#: The current UTC time as checkpoints write it.
+now = utc_now
 
 
 def path_for(checkpoint_dir: Path, chunk_id: str) -> Path:
-    """The file of chunk ``chunk_id``'s checkpoint (:func:`dbn_backfill.layout.checkpoint_path`)."""
+    """The checkpoint file of ``chunk_id`` in ``checkpoint_dir`` (which may not exist):
+    :func:`dbn_backfill.layout.checkpoint_path`."""
     return checkpoint_path(checkpoint_dir, chunk_id)
 
 
 def read(checkpoint_dir: Path, chunk_id: str) -> Checkpoint | None:
-    """The checkpoint of ``chunk_id``, or None when there is none (or it is unreadable,
-    which only another tool could cause: this one replaces files atomically)."""
+    """The checkpoint of ``chunk_id``, or None when there is none or it is unreadable (not
+    JSON, a field missing, an unknown status: only another tool could cause that, this
+    one replaces files atomically). Never raises for the file's content."""
     path = path_for(checkpoint_dir, chunk_id)
     try:
         return Checkpoint.from_json(dict(json.loads(path.read_text())))
     except FileNotFoundError:
         return None
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError):  # json.JSONDecodeError is a ValueError
         return None
 
 
@@ -49,21 +60,66 @@ def write(checkpoint_dir: Path, checkpoint: Checkpoint) -> None:
     """Replace the checkpoint file of ``checkpoint.chunk_id`` atomically.
 
     Raises:
-        ValueError: an unknown status.
         OSError: the folder cannot be written.
     """
     write_json(path_for(checkpoint_dir, checkpoint.chunk_id), checkpoint.to_json())
 
 
+def load_or_create(checkpoint_dir: Path, fresh: Checkpoint) -> Checkpoint:
+    """The chunk's checkpoint on disk; when there is none (or it is unreadable), ``fresh``
+    (a :meth:`Checkpoint.create`), written first.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    state = read(checkpoint_dir, fresh.chunk_id)
+    if state is None:
+        state = fresh
+        write(checkpoint_dir, state)
+    return state
+
+
+def apply(
+    checkpoint_dir: Path, state: Checkpoint, transition: Callable[[Checkpoint], Checkpoint]
+) -> Checkpoint:
+    """Apply ``transition`` (e.g. ``lambda s: s.commit(...)``) to ``state`` and write the
+    result atomically.
+
+    Returns:
+        The new state, as now on disk.
+
+    Raises:
+        CheckpointTransitionError: the transition is illegal from ``state`` (nothing is
+            written).
+        OSError: the folder cannot be written (the file keeps its previous state).
+    """
+    new = transition(state)
+    write(checkpoint_dir, new)
+    return new
+
+
 def failed(
     checkpoint_dir: Path, chunk_ids: Iterable[str], kind: str | None = None
 ) -> list[tuple[str, str]]:
-    """``(chunk_id, error)`` of the chunks whose checkpoint says ``failed``; with
-    ``kind``, only those of that ``error_kind`` (a checkpoint without one: ``data``)."""
+    """The chunks among ``chunk_ids`` whose checkpoint says ``failed``.
+
+    Args:
+        checkpoint_dir: the checkpoint folder.
+        chunk_ids: the chunks to look at (those without a readable file are skipped).
+        kind: ``data`` or ``environment``: only the chunks that failed for that reason
+            (a checkpoint without ``error_kind`` counts as ``data``); None: all.
+
+    Returns:
+        ``(chunk_id, error)`` in the order of ``chunk_ids``.
+
+    Raises:
+        ValueError: ``kind`` is not an :class:`~dbn_backfill.artifacts.ErrorKind`.
+    """
+    wanted = None if kind is None else ErrorKind(kind)
     out = []
     for chunk_id in chunk_ids:
         state = read(checkpoint_dir, chunk_id)
-        if state and state.status == "failed" and kind in (None, state.error_kind or "data"):
+        if state and state.status == ChunkStatus.FAILED and wanted in (None, state.failure_kind):
             out.append((chunk_id, str(state.error)))
     return out
 

@@ -27,14 +27,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dbn_backfill.artifacts import BatchManifest, Checkpoint, ChunkResult, FileSummary, MergeReport
+from dbn_backfill.artifacts import (
+    BatchManifest,
+    Checkpoint,
+    ChunkResult,
+    ChunkStatus,
+    ErrorKind,
+    FileSummary,
+    MergeReport,
+)
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import BackfillError, ChunksFailed, CompletenessError, Interrupted
 from dbn_backfill.layout import Layout
@@ -147,6 +155,9 @@ def merge(
         CompletenessError: a business day has no bars (nothing written).
         BackfillError: chunks failed (valid ones are committed), or a database
             error (that chunk rolled back, checkpoint failed, stop).
+        Interrupted: SIGTERM or SIGINT (the chunk in flight rolled back).
+        CheckpointTransitionError: a chunk failed on its data in an earlier run and
+            ``cfg.retry_failed`` is off (the plan refuses such a run before any job).
     """
     db, symbol = cfg.db, cfg.symbol
     checkpoint_dir = Layout.of(cfg).checkpoint_dir(symbol)
@@ -162,18 +173,25 @@ def merge(
     try:
         ensure_tables(con, db)
         check_complete({symbol: missing_days(chunks, calendar, start, end, expected_gaps)}, cfg)
-        states = {}
-        for chunk in chunks:
-            state = checkpoints.read(checkpoint_dir, chunk.chunk_id)
-            if state is None:
-                state = _pending(chunk, symbol)
-                checkpoints.write(checkpoint_dir, state)
-            states[chunk.chunk_id] = state
+        states = {
+            chunk.chunk_id: checkpoints.load_or_create(checkpoint_dir, _pending(chunk, symbol))
+            for chunk in chunks
+        }
         committed = _committed_hashes(con, symbol)
         lineage = _committed_sources(con, symbol)
         dated = _dated(con, symbol)
         progress = Progress("merge", len(chunks), "chunks")
-        store = _Store(symbol, calendar, checkpoint_dir, sources, run_id, committed, dated, lineage)
+        store = _Store(
+            symbol=symbol,
+            calendar=calendar,
+            checkpoint_dir=checkpoint_dir,
+            sources=sources,
+            run_id=run_id,
+            retry_failed=cfg.retry_failed,
+            committed=committed,
+            dated=dated,
+            lineage=lineage,
+        )
         with _SIGNALS.catching():
             for done, chunk in enumerate(chunks, start=1):
                 _SIGNALS.check()
@@ -214,12 +232,8 @@ def _merge_figures(report: MergeReport) -> str:
 
 
 def _pending(chunk: ChunkInput, symbol: str) -> Checkpoint:
-    return Checkpoint(
-        chunk_id=chunk.chunk_id,
-        chunk_start=str(chunk.first),
-        chunk_end=str(chunk.last),
-        symbol=symbol,
-        source=list(chunk.manifest.sources),
+    return Checkpoint.create(
+        chunk.chunk_id, str(chunk.first), str(chunk.last), symbol, chunk.manifest.sources
     )
 
 
@@ -267,6 +281,7 @@ class _Store:
     checkpoint_dir: Path
     sources: dict[str, FileSummary]
     run_id: str
+    retry_failed: bool
     committed: dict[str, _Committed]
     dated: set[dt.date]
     lineage: dict[str, list[tuple[str, str]]]
@@ -287,106 +302,200 @@ def _merge_one(
     store: _Store,
     report: MergeReport,
 ) -> None:
-    symbol, calendar, checkpoint_dir = store.symbol, store.calendar, store.checkpoint_dir
-    sources, run_id, committed = store.sources, store.run_id, store.committed
+    """Commit, skip or fail one chunk; its checkpoint ``state`` moves by transitions.
+
+    Raises:
+        Interrupted: a signal arrived (the chunk rolled back, its checkpoint ``failed``).
+        BackfillError: the chunk's transaction failed (rolled back, checkpoint ``failed``).
+        CheckpointTransitionError: the chunk failed on its data before and
+            ``retry_failed`` is off (the plan stops such a run before any job).
+    """
     entry = chunk.manifest
     if entry.status != "ok":
-        report.failed.append(chunk.chunk_id)
-        state.status = "failed"
-        state.error = entry.error
-        state.error_kind = "data"
-        state.finished_at = checkpoints.now()
-        state.last_ts_event = entry.last_ts_event
-        state.source = list(entry.sources)
-        checkpoints.write(checkpoint_dir, state)
-        log.error("chunk %s failed, not committed: %s", chunk.chunk_id, entry.error)
+        _reject(chunk, state, store, report)
         return
-    previous = committed.get(chunk.chunk_id)
+    previous = store.committed.get(chunk.chunk_id)
     if previous is not None and previous.content_hash == entry.content_hash:
-        _refresh_sources(con, chunk, symbol, sources, store.lineage.get(chunk.chunk_id, []))
-        report.skipped.append(chunk.chunk_id)
-        if state.status != "done":
-            # killed between commit and checkpoint: the database says it is done
-            state.status = "done"
-            state.rows_written = previous.rows
-            state.error = None
-            state.finished_at = previous.committed_at.isoformat()
-            state.started_at = state.started_at or state.finished_at
-            state.content_hash = entry.content_hash
-            checkpoints.write(checkpoint_dir, state)
+        _skip(con, chunk, state, previous, store, report)
         return
-    state.status = "in_progress"
-    state.started_at = checkpoints.now()
-    state.finished_at = None
-    state.error = None
-    state.error_kind = None
-    state.source = list(entry.sources)
-    state.rows_written = 0
-    checkpoints.write(checkpoint_dir, state)
-    lo, hi = calendar.session_bounds_utc(chunk.first, chunk.last)
-    expected = entry.rows
+    state = checkpoints.apply(
+        store.checkpoint_dir,
+        state,
+        lambda s: s.start(source=entry.sources, retry_failed=store.retry_failed),
+    )
+    bounds = store.calendar.session_bounds_utc(chunk.first, chunk.last)
     try:
-        con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "DELETE FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
-            [symbol, lo.to_pydatetime(), hi.to_pydatetime()],
-        )
-        inserted = 0
-        if entry.row_group is not None:
-            bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group)
-            _check_inside(chunk, bars_table, lo, hi)
-            inserted = _count(con.execute("INSERT INTO bars_1m SELECT * FROM bars_table"))
-        if inserted != expected:
-            raise BackfillError(
-                f"chunk {chunk.chunk_id}: inserted {inserted} rows, expected {expected}"
-            )
-        committed_at = dt.datetime.now(dt.UTC)
-        replaced = _overlapping(committed, chunk)
-        days = _days_of(chunk, store.dated)
-        _write_lineage(con, chunk, symbol, sources, run_id, expected, committed_at, replaced, days)
-        slow_merge()
-        _SIGNALS.check()
-        if report.committed:
-            kill_point("merge_in_transaction")
-        con.execute("COMMIT")
+        done = _transaction(con, chunk, bounds, store, report)
     except Exception as exc:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        state.status = "failed"
-        state.error = f"{type(exc).__name__}: {exc}"
-        state.error_kind = error_kind(exc)
-        state.finished_at = checkpoints.now()
-        checkpoints.write(checkpoint_dir, state)
-        if isinstance(exc, Interrupted):
-            log.error("chunk %s rolled back: %s", chunk.chunk_id, exc)
-            raise
-        log.exception("chunk %s rolled back", chunk.chunk_id)
-        hint = ""
-        if state.error_kind == "environment":
-            hint = (
-                " (the machine's fault, not the data's: fix it, e.g. free disk space, and "
-                "rerun the same command; committed chunks are kept, no --retry-failed needed)"
-            )
-        raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}{hint}") from exc
+        _roll_back(con, chunk, state, store, exc)
+    _record_commit(chunk, state, done, store, report)
+
+
+def _reject(chunk: ChunkInput, state: Checkpoint, store: _Store, report: MergeReport) -> None:
+    """The build found the chunk's data broken: nothing of it is written, its checkpoint
+    says ``failed`` (``data``) with the build's message."""
+    entry = chunk.manifest
+    report.failed.append(chunk.chunk_id)
+    checkpoints.apply(
+        store.checkpoint_dir,
+        state,
+        lambda s: s.reject(entry.error, source=entry.sources, last_ts_event=entry.last_ts_event),
+    )
+    log.error("chunk %s failed, not committed: %s", chunk.chunk_id, entry.error)
+
+
+def _skip(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    state: Checkpoint,
+    previous: _Committed,
+    store: _Store,
+    report: MergeReport,
+) -> None:
+    """The chunk's content is committed already: no rows written, its source lineage
+    follows the files, and a checkpoint not saying ``done`` (a run killed between its
+    commit and its checkpoint) is repaired from the lineage."""
+    _refresh_sources(con, chunk, store.symbol, store.sources, store.lineage.get(chunk.chunk_id, []))
+    report.skipped.append(chunk.chunk_id)
+    if state.status != ChunkStatus.DONE:
+        checkpoints.apply(
+            store.checkpoint_dir,
+            state,
+            lambda s: s.repair(
+                rows=previous.rows,
+                content_hash=chunk.manifest.content_hash,
+                committed_at=previous.committed_at.isoformat(),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """What one chunk's committed transaction did."""
+
+    at: dt.datetime
+    rows: int
+    replaced: list[str]  # committed chunks whose lineage it replaced (itself included)
+    days: list[dt.date]  # its trade dates that had a lineage row before
+
+
+def _transaction(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    bounds: tuple[Any, Any],
+    store: _Store,
+    report: MergeReport,
+) -> _Commit:
+    """The chunk's transaction: delete its ``ts_utc`` range ``bounds``, insert its bars,
+    check the count, write its lineage, commit.
+
+    Raises:
+        BackfillError: not the expected rows, or a bar outside ``bounds``.
+        Interrupted: a signal arrived before the COMMIT.
+        duckdb.Error, OSError: the database or the machine failed.
+        (The caller rolls back.)
+    """
+    entry = chunk.manifest
+    lo, hi = bounds
+    expected = entry.rows
+    con.execute("BEGIN TRANSACTION")
+    con.execute(
+        "DELETE FROM bars_1m WHERE symbol = ? AND ts_utc >= ? AND ts_utc < ?",
+        [store.symbol, lo.to_pydatetime(), hi.to_pydatetime()],
+    )
+    inserted = 0
+    if entry.row_group is not None:
+        bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group)
+        _check_inside(chunk, bars_table, lo, hi)
+        inserted = _count(con.execute("INSERT INTO bars_1m SELECT * FROM bars_table"))
+    if inserted != expected:
+        raise BackfillError(
+            f"chunk {chunk.chunk_id}: inserted {inserted} rows, expected {expected}"
+        )
+    committed_at = dt.datetime.now(dt.UTC)
+    replaced = _overlapping(store.committed, chunk)
+    days = _days_of(chunk, store.dated)
+    _write_lineage(
+        con,
+        chunk,
+        store.symbol,
+        store.sources,
+        store.run_id,
+        expected,
+        committed_at,
+        replaced,
+        days,
+    )
+    slow_merge()
+    _SIGNALS.check()
+    if report.committed:
+        kill_point("merge_in_transaction")
+    con.execute("COMMIT")
+    return _Commit(committed_at, expected, replaced, days)
+
+
+def _roll_back(
+    con: duckdb.DuckDBPyConnection,
+    chunk: ChunkInput,
+    state: Checkpoint,
+    store: _Store,
+    exc: Exception,
+) -> NoReturn:
+    """Roll the chunk's transaction back, mark its checkpoint ``failed`` with ``exc`` and
+    its :func:`error_kind`, and stop (called while ``exc`` is being handled).
+
+    Raises:
+        Interrupted: ``exc`` itself, when it is one.
+        BackfillError: naming the chunk and ``exc`` (with a hint for the machine's faults).
+    """
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+    kind = error_kind(exc)
+    checkpoints.apply(
+        store.checkpoint_dir, state, lambda s: s.fail(f"{type(exc).__name__}: {exc}", kind)
+    )
+    if isinstance(exc, Interrupted):
+        log.error("chunk %s rolled back: %s", chunk.chunk_id, exc)
+        raise exc
+    log.exception("chunk %s rolled back", chunk.chunk_id)
+    hint = ""
+    if kind == ErrorKind.ENVIRONMENT:
+        hint = (
+            " (the machine's fault, not the data's: fix it, e.g. free disk space, and "
+            "rerun the same command; committed chunks are kept, no --retry-failed needed)"
+        )
+    raise BackfillError(f"chunk {chunk.chunk_id} rolled back: {exc}{hint}") from exc
+
+
+def _record_commit(
+    chunk: ChunkInput, state: Checkpoint, done: _Commit, store: _Store, report: MergeReport
+) -> None:
+    """After the chunk's COMMIT: the merge's view of the database follows, then its
+    checkpoint says ``done`` with the lineage's commit time."""
+    entry = chunk.manifest
     if report.committed:
         kill_point("merge_after_commit")
-    store.dated.difference_update(days)
+    store.dated.difference_update(done.days)
     store.dated.update(_selection_rows(chunk).column("trade_date").to_pylist())
-    for chunk_id in replaced:
-        del committed[chunk_id]
-    committed[chunk.chunk_id] = _Committed(
-        entry.content_hash, committed_at, expected, chunk.first, chunk.last
+    for chunk_id in done.replaced:
+        del store.committed[chunk_id]
+    store.committed[chunk.chunk_id] = _Committed(
+        entry.content_hash, done.at, done.rows, chunk.first, chunk.last
     )
-    state.status = "done"
-    state.rows_written = expected
-    state.finished_at = committed_at.isoformat()
-    state.content_hash = entry.content_hash
-    state.run_id = run_id
-    checkpoints.write(checkpoint_dir, state)
+    checkpoints.apply(
+        store.checkpoint_dir,
+        state,
+        lambda s: s.commit(
+            rows=done.rows,
+            content_hash=entry.content_hash,
+            run_id=store.run_id,
+            at=done.at.isoformat(),
+        ),
+    )
     report.committed.append(chunk.chunk_id)
-    report.rows_inserted += expected
+    report.rows_inserted += done.rows
     log.info(
-        "chunk %s (%s..%s) committed: %d rows", chunk.chunk_id, chunk.first, chunk.last, expected
+        "chunk %s (%s..%s) committed: %d rows", chunk.chunk_id, chunk.first, chunk.last, done.rows
     )
 
 
@@ -441,9 +550,12 @@ def _insert_sources(
         con.execute(f"INSERT INTO bars_1m_chunk_sources VALUES {values}", rows)
 
 
-#: OS errors a chunk's transaction can meet that are the machine's fault, as DuckDB
-#: words them inside its own exceptions (e.g. "Could not write file ...: No space
-#: left on device").
+#: Exception types that are the machine's fault whatever they say: an OS error (pyarrow's
+#: I/O errors are OSErrors too), DuckDB's I/O and out-of-memory errors, a signal.
+_ENVIRONMENT_TYPES = (OSError, Interrupted, duckdb.IOException, duckdb.OutOfMemoryException)
+
+#: OS errors that are the machine's fault, as DuckDB words them inside its own
+#: exceptions of other types.
 _ENVIRONMENT_ERRORS = tuple(
     os.strerror(code)
     for code in (
@@ -459,13 +571,24 @@ _ENVIRONMENT_ERRORS = tuple(
 )
 
 
-def error_kind(exc: BaseException) -> str:
-    """``environment`` when ``exc`` is the machine's fault (an OS or DuckDB I/O error,
-    out of memory, a signal), else ``data``: see :data:`dbn_backfill.artifacts.ERROR_KINDS`."""
-    if isinstance(exc, OSError | Interrupted | duckdb.IOException | duckdb.OutOfMemoryException):
-        return "environment"
-    text = str(exc)
-    return "environment" if any(message in text for message in _ENVIRONMENT_ERRORS) else "data"
+def error_kind(exc: BaseException) -> ErrorKind:
+    """Why a chunk's transaction failed with ``exc``.
+
+    Returns:
+        ``environment`` when it is the machine's fault (disk full, an I/O error, out of
+        memory, a read-only file, a signal: a rerun retries it without ``retry_failed``),
+        else ``data``.
+    """
+    if isinstance(exc, _ENVIRONMENT_TYPES):
+        return ErrorKind.ENVIRONMENT
+    # The one place a message decides: DuckDB reports a failed write of its WAL at
+    # COMMIT as a TransactionException, "Failed to commit: Could not write file
+    # ...wal: No space left on device" (what the full disk of tests/test_faults.py gets,
+    # duckdb 2.0), the type it also uses for conflicts, so its type cannot tell. Only
+    # DuckDB's own exceptions are read this way; every other type decides by itself.
+    if isinstance(exc, duckdb.Error) and any(m in str(exc) for m in _ENVIRONMENT_ERRORS):
+        return ErrorKind.ENVIRONMENT
+    return ErrorKind.DATA
 
 
 class _SignalFlag:

@@ -23,6 +23,7 @@ import datetime as dt
 import fcntl
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from dbn_backfill.layout import Layout, db_lock, find_workdir, root_checkpoint_f
 from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, first_row, table_exists
 from dbn_backfill.tradedate import Calendar
-from dbn_backfill.views.runs import RunRecord, latest_run, trade_calendar
+from dbn_backfill.views.runs import RunConfig, RunRecord, latest_run, trade_calendar
 
 EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
 
@@ -74,14 +75,22 @@ def read_checkpoints(checkpoint_dir: Path, symbol: str | None) -> list[dict[str,
     return out
 
 
-def _calendar(workdir: Path | None, symbol: str, config: dict[str, Any]) -> Calendar:
+def _calendar(workdir: Path | None, symbol: str, config: RunConfig | None) -> Calendar:
     return trade_calendar(config, workdir, symbol)
 
 
 def database_view(
-    db: Path, symbol: str | None, workdir: Path | None, config: dict[str, Any]
+    db: Path, symbol: str | None, workdir: Path | None, config: RunConfig | None
 ) -> dict[str, Any]:
-    """What the database holds for ``symbol``: span, rows, chunks, missing business days."""
+    """What the database holds for ``symbol``: span, rows, chunks, missing business days.
+
+    ``config`` is the latest run's recorded settings (for its calendar; None: the
+    defaults). Returns a JSON-able dict (see :func:`collect`).
+
+    Raises:
+        BackfillError: several symbols and none chosen.
+        SchemaMismatchError: the database is missing or not DuckDB.
+    """
     con = connect(db, read_only=True)
     try:
         if not table_exists(con, "bars_1m_trade_dates"):
@@ -146,17 +155,18 @@ def database_view(
 
 
 def run_view(run: RunRecord | None) -> dict[str, Any] | None:
-    """The latest run's summary: settings, merge figures, gates."""
+    """The latest run's summary as JSON values: settings, merge figures, gates (None
+    without a run)."""
     if run is None:
         return None
-    cfg = (run.config or {}).get("config", {})
+    merge = run.merge.to_json() if run.merge is not None else None
     return {
         "run_id": run.run_id,
         "path": str(run.path),
-        "started_at": (run.config or {}).get("started_at"),
-        "range": [cfg.get("start"), cfg.get("end")] if cfg else None,
+        "started_at": run.started_at,
+        "range": list(run.config.span) if run.config is not None and run.config.span else None,
         "merge": {
-            k: run.merge.get(k)
+            k: merge[k]
             for k in (
                 "chunks_committed",
                 "chunks_skipped",
@@ -165,13 +175,13 @@ def run_view(run: RunRecord | None) -> dict[str, Any] | None:
                 "seconds",
             )
         }  # fmt: skip
-        if run.merge is not None
+        if merge is not None
         else None,
         "gates": {
-            "passed": run.gates.get("passed"),
+            "passed": run.gates.passed,
             "report": str(run.gates_origin),
             "from_log": run.gates_from_log,
-            "gates": run.gates.get("gates", []),
+            "gates": [dict(sorted(asdict(g).items())) for g in run.gates.gates],  # as on disk
         }
         if run.gates is not None
         else None,
@@ -194,9 +204,8 @@ def collect(
         named = {s.get("symbol") for s in states if s.get("symbol")}
         symbol = named.pop() if len(named) == 1 else None
     run = latest_run(workdir, symbol) if workdir is not None and symbol else None
-    config = dict((run.config or {}).get("config", {})) if run else {}
     if holder is None:
-        database = database_view(db, symbol, workdir, config)
+        database = database_view(db, symbol, workdir, run.config if run else None)
         symbol = database["symbol"]
         if run is None and workdir is not None and symbol:
             run = latest_run(workdir, symbol)
@@ -259,7 +268,7 @@ def collect(
                 "before its gates finished; rerun the same command"
             )
         for gate in run.gates_failed:
-            attention.append(f"gate failed in run {run.run_id}: {gate['name']}: {gate['detail']}")
+            attention.append(f"gate failed in run {run.run_id}: {gate.name}: {gate.detail}")
     return {
         "ok": not attention,
         "attention": attention,

@@ -255,7 +255,7 @@ def test_report_from_the_database_alone(backfill, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no run records anywhere near
     data = write_report(tmp_path / "r.html", backfill.db)
     parsed = Page((tmp_path / "r.html").read_text())
-    assert "reconstructed from the database lineage" in data.config_origin
+    assert "reconstructed from the database lineage" in data.model.settings.origin
     config = dict(parsed.tables["config"][1:])
     assert config["chunk_days (most common chunk length)"] == "5"
     assert config["first trade date"] == str(START) and config["last trade date"] == str(END)

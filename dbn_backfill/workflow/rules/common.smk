@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.runtime.module_use import hand_over_handlers
 from dbn_backfill.sources.fetch import fetch_from_config
 from dbn_backfill.layout import Layout
 from dbn_backfill.runtime.signals import (
@@ -167,3 +168,11 @@ onsuccess:
 
 onerror:
     print_summary(PLAN, time.time() - RUN_STARTED, ok=False)
+
+
+# Used as a module (`use rule * from ...`), Snakemake runs the handlers of the main
+# Snakefile only: hand these over to it (dbn_backfill/runtime/module_use.py); in a
+# normal run this does nothing.
+hand_over_handlers(
+    workflow, {"onstart": onstart, "onsuccess": onsuccess, "onerror": onerror}
+)

@@ -1,12 +1,8 @@
 # Chunks -> database: the single writer, for every root of the run. Runs on the submit
 # host, every run; a chunk already committed with the same content hash is skipped
-# without writing.
-
-
-localrules:
-    merge_chunks,
-    spot_check,
-    check_gates,
+# without writing. merge_chunks, spot_check and check_gates are local rules
+# (`localrule: True`, which also holds when the workflow is used as a module under
+# renamed rules).
 
 
 rule merge_chunks:
@@ -20,6 +16,7 @@ rule merge_chunks:
         reports=run_records("merge"),
     log:
         log_file("merge_chunks", RUN_ID),
+    localrule: True
     conda:
         "../envs/backfill.yaml"
     params:

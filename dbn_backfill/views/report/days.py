@@ -1,0 +1,229 @@
+"""The report's trade-date series: the selection per trade date with expiries and the
+top-two share, the rolls, and the bars of each trade date against its CME sessions.
+
+Frames in, frames out (pandas; the bars are counted in DuckDB): :mod:`.gather` turns
+them into the report model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dbn_backfill.symbols import expiry_key, is_outright
+from dbn_backfill.tradedate import Calendar
+from dbn_backfill.views.report.model import BACK, ROLL
+
+
+def sessions(name: str, calendar: Calendar, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """CME sessions of ``pandas_market_calendars`` calendar ``name`` with their trade date.
+
+    A session's trade date is its schedule date when that is a business day of
+    ``calendar``, else the next business day (contract section 3: a holiday session
+    counts for the next trade date). Returns ``open``, ``close`` (UTC), ``minutes``
+    (breaks excluded), ``trade_date``.
+    """
+    import pandas_market_calendars as mcal
+
+    schedule = mcal.get_calendar(name).schedule(
+        start_date=pd.Timestamp(first) - pd.Timedelta(days=10),
+        end_date=pd.Timestamp(last) + pd.Timedelta(days=1),
+    )
+    if schedule.empty:
+        return pd.DataFrame(columns=["open", "close", "minutes", "trade_date"])
+    seconds = (schedule["market_close"] - schedule["market_open"]).dt.total_seconds()
+    if {"break_start", "break_end"} <= set(schedule.columns):
+        pause = (schedule["break_end"] - schedule["break_start"]).dt.total_seconds()
+        seconds = seconds - pause.fillna(0)
+    labels = schedule.index.values.astype("datetime64[D]")
+    idx = np.searchsorted(calendar.days, labels, side="left")
+    inside = idx < len(calendar.days)
+    out = pd.DataFrame(
+        {
+            "open": schedule["market_open"].to_numpy()[inside],
+            "close": schedule["market_close"].to_numpy()[inside],
+            "minutes": (seconds.to_numpy()[inside] / 60).round().astype("int64"),
+            "trade_date": calendar.days[idx[inside]],
+        }
+    )
+    out["open"] = pd.to_datetime(out["open"], utc=True)
+    out["close"] = pd.to_datetime(out["close"], utc=True)
+    lo, hi = np.datetime64(first, "D"), np.datetime64(last, "D")
+    keep = (out["trade_date"] >= lo) & (out["trade_date"] <= hi)
+    return out[keep].reset_index(drop=True)
+
+
+def _expiry(symbols: pd.Series, years: np.ndarray, symbol: str) -> np.ndarray:
+    """``YYYYMM`` of each outright's contract month (section 5 year rule), NaN otherwise."""
+    out = np.full(len(symbols), np.nan)
+    cache: dict[tuple[str, int], float] = {}
+    for i, (raw, year) in enumerate(zip(symbols.to_numpy(), years, strict=True)):
+        if not isinstance(raw, str) or not is_outright(raw, symbol):
+            continue
+        key = (raw, int(year))
+        if key not in cache:
+            y, m = expiry_key(raw, symbol, int(year))
+            cache[key] = float(y * 100 + m)
+        out[i] = cache[key]
+    return out
+
+
+def _days_to_month(expiry: np.ndarray, trade_dates: pd.Series) -> np.ndarray:
+    """Days from each trade date to the first day of the contract month ``YYYYMM``."""
+    out = np.full(len(expiry), np.nan)
+    ok = ~np.isnan(expiry)
+    if ok.any():
+        yyyymm = expiry[ok].astype("int64")
+        months = ((yyyymm // 100 - 1970) * 12 + (yyyymm % 100 - 1)).astype("datetime64[M]")
+        starts = months.astype("datetime64[D]")
+        trade = trade_dates.to_numpy()[ok].astype("datetime64[D]")
+        out[ok] = (starts - trade).astype("int64")
+    return out
+
+
+def selection_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
+    """The lineage's selection per trade date, with expiries and the top-two share."""
+    days = con.execute(
+        "SELECT trade_date, source_symbol, instrument_id, volume, runner_up, "
+        "runner_up_volume, chunk_id FROM bars_1m_trade_dates WHERE symbol = ? "
+        "ORDER BY trade_date",
+        [symbol],
+    ).df()
+    if days.empty:
+        return days.assign(
+            expiry=[], runner_up_expiry=[], days_to_month=[], runner_up_days_to_month=[],
+            share_top2=[],
+        )  # fmt: skip
+    days["trade_date"] = pd.to_datetime(days["trade_date"])
+    years = pd.DatetimeIndex(days["trade_date"]).year.to_numpy()
+    days["expiry"] = _expiry(days["source_symbol"], years, symbol)
+    days["runner_up_expiry"] = _expiry(days["runner_up"], years, symbol)
+    days["days_to_month"] = _days_to_month(days["expiry"].to_numpy(), days["trade_date"])
+    days["runner_up_days_to_month"] = _days_to_month(
+        days["runner_up_expiry"].to_numpy(), days["trade_date"]
+    )
+    volume = days["volume"].astype("float64")
+    runner = pd.to_numeric(days["runner_up_volume"], errors="coerce").fillna(0).astype("float64")
+    total = volume + runner
+    days["share_top2"] = np.where(total > 0, volume / total.where(total > 0, 1), 1.0)
+    return days
+
+
+def roll_frame(days: pd.DataFrame) -> pd.DataFrame:
+    """One row per trade date whose selected contract differs from the previous one's."""
+    columns = [
+        "trade_date", "from_symbol", "to_symbol", "kind", "to_volume", "from_volume",
+        "runner_up", "runner_up_volume", "share_top2",
+    ]  # fmt: skip
+    if len(days) < 2:
+        return pd.DataFrame(columns=columns)
+    prev = days["source_symbol"].shift()
+    prev_expiry = days["expiry"].shift()
+    at = days.index[days["source_symbol"].ne(prev) & prev.notna()]
+    rolls = pd.DataFrame(
+        {
+            "trade_date": days.loc[at, "trade_date"],
+            "from_symbol": prev.loc[at],
+            "to_symbol": days.loc[at, "source_symbol"],
+            "to_volume": days.loc[at, "volume"],
+            "runner_up": days.loc[at, "runner_up"],
+            "runner_up_volume": days.loc[at, "runner_up_volume"],
+            "share_top2": days.loc[at, "share_top2"],
+        }
+    )
+    earlier = days.loc[at, "expiry"] < prev_expiry.loc[at]
+    rolls["kind"] = np.where(earlier, BACK, ROLL)
+    # the from-contract's volume on the roll day is known when it is the runner-up
+    rolls["from_volume"] = rolls["runner_up_volume"].where(
+        rolls["runner_up"] == rolls["from_symbol"]
+    )
+    return rolls[columns].reset_index(drop=True)
+
+
+def bars_frame(
+    con: duckdb.DuckDBPyConnection,
+    symbol: str,
+    calendar: Calendar,
+    session_table: pd.DataFrame,
+) -> tuple[pd.DataFrame, int]:
+    """Per trade date: ``bars``, ``sessions``, ``expected_minutes``, ``longest_hole``; and
+    the number of bars outside every scheduled session.
+
+    A bar's trade date is the contract's rule (section 3, as the gates compute it); its
+    session the scheduled session containing its open time. The longest hole of a trade
+    date is the longest stretch of one of its sessions without a bar, edges included.
+    """
+    shift = int(calendar.shift.total_seconds())
+    con.register("report_calendar", pd.DataFrame({"day": calendar.days}))
+    con.register("report_sessions", session_table[["open", "close"]])
+    try:
+        per_session = con.execute(
+            f"""
+            WITH b AS (
+              SELECT ts_utc, CAST(timezone('{calendar.session_tz}', ts_utc)
+                       + INTERVAL {shift} SECOND AS DATE) AS session_date
+              FROM bars_1m WHERE symbol = ?),
+            t AS (SELECT b.ts_utc, CAST(c.day AS DATE) AS trade_date
+                  FROM b ASOF LEFT JOIN report_calendar c ON b.session_date <= CAST(c.day AS DATE)),
+            s AS (SELECT t.ts_utc, t.trade_date, s.open, s.close
+                  FROM t ASOF LEFT JOIN report_sessions s ON t.ts_utc >= s.open),
+            k AS (SELECT trade_date, ts_utc, open, close,
+                         open IS NOT NULL AND ts_utc < close AS inside FROM s),
+            g AS (SELECT *, ts_utc - lag(ts_utc) OVER (PARTITION BY open ORDER BY ts_utc) AS gap
+                  FROM k WHERE inside)
+            SELECT trade_date, open, true AS inside, count(*) AS n, min(ts_utc) AS first,
+                   max(ts_utc) AS last, max(epoch(gap)) / 60 - 1 AS inner_hole
+            FROM g GROUP BY trade_date, open
+            UNION ALL
+            SELECT trade_date, NULL, false, count(*), NULL, NULL, NULL
+            FROM k WHERE NOT inside GROUP BY trade_date
+            """,
+            [symbol],
+        ).df()
+    finally:
+        con.unregister("report_calendar")
+        con.unregister("report_sessions")
+    per_session["trade_date"] = pd.to_datetime(per_session["trade_date"])
+    inside = per_session[per_session["inside"]].copy()
+    outside = int(per_session.loc[~per_session["inside"], "n"].sum())
+    sess = session_table.copy()
+    sess["trade_date"] = pd.to_datetime(sess["trade_date"])
+    if not inside.empty:
+        inside["open"] = pd.to_datetime(inside["open"], utc=True)
+        inside["first"] = pd.to_datetime(inside["first"], utc=True)
+        inside["last"] = pd.to_datetime(inside["last"], utc=True)
+    merged = sess.merge(inside[["open", "n", "first", "last", "inner_hole"]], on="open", how="left")
+    merged["n"] = merged["n"].fillna(0)
+    head = (merged["first"] - merged["open"]).dt.total_seconds() / 60
+    tail = (merged["close"] - merged["last"]).dt.total_seconds() / 60 - 1
+    hole = pd.concat([head, tail, merged["inner_hole"].astype("float64")], axis=1).max(axis=1)
+    merged["hole"] = hole.where(merged["n"] > 0, merged["minutes"].astype("float64"))
+    per_day = merged.groupby("trade_date").agg(
+        sessions=("open", "size"),
+        expected_minutes=("minutes", "sum"),
+        longest_hole=("hole", "max"),
+    )
+    bars = per_session.groupby("trade_date")["n"].sum().rename("bars")
+    out = per_day.join(bars, how="outer").reset_index()
+    out["bars"] = out["bars"].fillna(0).astype("int64")
+    return out, outside
+
+
+#: A trade date is thin when its coverage is below this fraction of the centred median
+#: coverage of :data:`THIN_WINDOW` trade dates around it (coverage drifts over years).
+THIN_FRACTION = 0.5
+THIN_WINDOW = 61
+
+
+def coverage(days: pd.DataFrame) -> pd.DataFrame:
+    """Add ``coverage`` (bars / session minutes), ``relative_coverage`` (coverage / its
+    local median) and ``thin`` to the per-trade-date frame."""
+    expected = days["expected_minutes"].astype("float64")
+    days["coverage"] = days["bars"].astype("float64") / expected.where(expected > 0)
+    local = days["coverage"].rolling(THIN_WINDOW, center=True, min_periods=1).median()
+    days["relative_coverage"] = days["coverage"] / local.where(local > 0)
+    days["thin"] = (days["relative_coverage"] < THIN_FRACTION).fillna(False).astype(bool)
+    return days

@@ -1,0 +1,211 @@
+"""The report model: everything ``dbn-backfill report`` shows, as typed frozen records.
+
+:func:`dbn_backfill.views.report.gather.collect` fills it from the database, the
+checkpoint files and the run records; :mod:`.render` turns it into HTML and
+:mod:`.figures` into charts. Nothing here reads a file or writes HTML.
+
+The per-trade-date series the charts draw stays a :class:`pandas.DataFrame`
+(:attr:`ReportModel.days`, its columns listed there); every table of the report is a
+tuple of records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dbn_backfill.artifacts import Checkpoint
+from dbn_backfill.errors import BackfillError
+from dbn_backfill.views.runs import RunRecord
+
+#: Kind of a roll to a later expiry; any other kind is a roll back to an earlier one.
+ROLL = "roll"
+BACK = "back to an earlier expiry"
+
+
+class ReportError(BackfillError):
+    """The report cannot be made (no such database, no or several symbols, ...)."""
+
+
+@dataclass(frozen=True)
+class Roll:
+    """A trade date whose selected contract differs from the previous trade date's.
+
+    ``from_volume`` is the from-contract's volume of the day, known only when it is the
+    runner-up (None otherwise); ``share_top2`` is ``to_volume / (to_volume +
+    runner_up_volume)``.
+    """
+
+    trade_date: dt.date
+    from_symbol: str
+    to_symbol: str
+    kind: str
+    to_volume: int
+    from_volume: int | None
+    runner_up: str | None
+    runner_up_volume: int | None
+    share_top2: float
+
+    @property
+    def is_back(self) -> bool:
+        """Whether this is a roll back to an earlier expiry."""
+        return self.kind != ROLL
+
+
+@dataclass(frozen=True)
+class TradeDay:
+    """One trade date's bars against its sessions (a row of the thinnest days).
+
+    ``coverage`` is bars / session minutes, ``relative_coverage`` coverage / its local
+    median; ``longest_hole`` the longest stretch of a session without a bar (minutes).
+    Each is None when unknown (no session of the calendar on that trade date).
+    """
+
+    trade_date: dt.date
+    contract: str
+    bars: int
+    session_minutes: int | None
+    coverage: float | None
+    relative_coverage: float | None
+    longest_hole: float | None
+    sessions: int | None
+    chunk_id: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A committed chunk (``bars_1m_chunks``) with its trade dates and contracts."""
+
+    chunk_id: str
+    chunk_start: dt.date | None
+    chunk_end: dt.date | None
+    trade_dates: int
+    rows: int
+    contracts: str
+    content_hash: str
+    committed_at: dt.datetime | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A DBN file the committed chunks came from (``bars_1m_chunk_sources``)."""
+
+    path: str
+    size: int
+    sha256: str
+    chunks: int
+    first_trade_date: dt.date | None
+    last_trade_date: dt.date | None
+
+
+@dataclass(frozen=True)
+class PackageVersion:
+    """A key package's version as the run recorded it and where the report ran (None:
+    not recorded / not installed)."""
+
+    name: str
+    run: str | None
+    report: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings shown: the latest run's ``config.json``, or what the lineage says.
+
+    ``origin`` says which; ``values`` are the settings in file order, ``versions``
+    the key packages.
+    """
+
+    origin: str
+    values: Mapping[str, Any]
+    versions: tuple[PackageVersion, ...]
+    from_run: bool
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """The checkpoint files of the symbol: counts by status (``unreadable`` for files
+    that cannot be read) and the ``failed`` / ``in_progress`` ones."""
+
+    counts: Mapping[str, int]
+    problems: tuple[Checkpoint, ...]
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    """Everything the report shows.
+
+    Attributes:
+        days: one row per committed trade date, ordered: ``trade_date`` (datetime64),
+            ``source_symbol``, ``instrument_id``, ``volume``, ``runner_up``,
+            ``runner_up_volume``, ``chunk_id``, ``expiry`` / ``runner_up_expiry``
+            (``YYYYMM`` as float, NaN when not an outright), ``days_to_month`` /
+            ``runner_up_days_to_month``, ``share_top2``, ``bars``, ``sessions``,
+            ``expected_minutes``, ``longest_hole``, ``coverage``,
+            ``relative_coverage``, ``thin`` (bool). Treat it as read-only.
+        thinnest: the thinnest trade dates by relative coverage, thinnest first.
+        missing_days: business days of the committed span without bars (ISO).
+        expected_gaps: the latest recorded run's ``expected_gaps`` (ISO).
+        outside_bars: bars outside every scheduled session of ``session_calendar``.
+        run: the latest run (None without run records); ``gates_run`` the latest run
+            with a gates report; ``runs`` every run, oldest first.
+        gates_origin: the file ``gates_run``'s gates came from (relative to the work
+            directory).
+        checkpoints: None when no checkpoint folder was given.
+    """
+
+    db: Path
+    symbol: str
+    generated_at: str
+    session_calendar: str
+    thin_fraction: float
+    days: pd.DataFrame
+    rolls: tuple[Roll, ...]
+    thinnest: tuple[TradeDay, ...]
+    missing_days: tuple[str, ...]
+    expected_gaps: tuple[str, ...]
+    outside_bars: int
+    chunks: tuple[Chunk, ...]
+    sources: tuple[Source, ...]
+    runs: tuple[RunRecord, ...]
+    run: RunRecord | None
+    gates_run: RunRecord | None
+    gates_origin: str | None
+    settings: Settings
+    checkpoints: Checkpoints | None = field(default=None)
+
+    @property
+    def first_trade_date(self) -> dt.date | None:
+        """The first committed trade date (None: nothing committed)."""
+        return None if self.days.empty else self.days["trade_date"].min().date()
+
+    @property
+    def last_trade_date(self) -> dt.date | None:
+        """The last committed trade date (None: nothing committed)."""
+        return None if self.days.empty else self.days["trade_date"].max().date()
+
+    @property
+    def bars(self) -> int:
+        """Bars of the symbol in ``bars_1m`` (over every trade date)."""
+        return int(self.days["bars"].sum()) if not self.days.empty else 0
+
+    @property
+    def contracts(self) -> int:
+        """Distinct contracts selected."""
+        return int(self.days["source_symbol"].nunique())
+
+    @property
+    def rolls_back(self) -> int:
+        """Rolls back to an earlier expiry."""
+        return sum(1 for r in self.rolls if r.is_back)
+
+    @property
+    def source_bytes(self) -> int:
+        """Total size of the source files."""
+        return sum(s.size for s in self.sources)
