@@ -172,7 +172,9 @@ def run(tmp_path: Path, chunks: list[ChunkInput], run_id: str = "run1", **kw) ->
 
 
 def state(tmp_path: Path, day: dt.date) -> dict:
-    return json.loads(checkpoints.path_for(tmp_path / "checkpoints" / "MGC", chunk_id(day)).read_text())
+    return json.loads(
+        checkpoints.path_for(tmp_path / "checkpoints" / "MGC", chunk_id(day)).read_text()
+    )
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple]:
