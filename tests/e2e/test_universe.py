@@ -157,9 +157,10 @@ def test_one_root_missing_a_day_stops_every_root_before_any_write(tmp_path, dail
     proc = run.run(check=False)
     assert f"outright GC bars (contract section 5): {GAP_DAY}" in proc.stderr
     assert "Nothing was written" in proc.stderr
-    con = duckdb.connect(str(run.db), read_only=True)
-    assert con.execute("SELECT count(*) FROM bars_1m").fetchone() == (0,)
-    con.close()
+    if run.db.exists():
+        con = duckdb.connect(str(run.db), read_only=True)
+        assert con.execute("SELECT count(*) FROM bars_1m").fetchone() == (0,)
+        con.close()
     # listed as GC's gap only, the run completes; MGC still has that day
     run.run("--expected-gaps", f"GC:{GAP_DAY}", check=True)
     table = read_table(run.db)
