@@ -41,6 +41,8 @@ SLURM_RUN_TIMEOUT = 170  # a healthy run takes ~40-70 s here
 LOCAL_RUN_TIMEOUT = 120
 D = dt.date
 START, END = D(2024, 1, 2), D(2024, 2, 29)
+ROOTS = ("MGC", "GC")
+UNIVERSE = ",".join(ROOTS)  # a two-root run: its table equals the local run's
 BAD_DAY = D(2024, 2, 7)  # the trade date that gets a bar with high < low
 FAIL_START, FAIL_END = D(2024, 2, 5), D(2024, 2, 16)
 
@@ -97,7 +99,7 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two months of synthetic MGC ohlcv-1m data, one DBN file per day."""
+    """Two months of synthetic ohlcv-1m data of MGC and GC, one DBN file per day."""
     out = tmp_path_factory.mktemp("sample") / "dbn"
     proc = subprocess.run(
         [sys.executable, "-m", "dbn_backfill.cli", "synth", "--out", str(out), "--start",
@@ -173,7 +175,7 @@ def jobcomp_records(path: str, job_ids: list[str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def local_rows(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    run = Run(tmp_path_factory.mktemp("local"), sample, "MGC", START, END)
+    run = Run(tmp_path_factory.mktemp("local"), sample, UNIVERSE, START, END)
     outcome = run_backfill(run, "--chunks-per-job", "3", timeout=LOCAL_RUN_TIMEOUT)
     assert outcome.returncode == 0, outcome.log[-5000:]
     return run.rows()
@@ -183,7 +185,7 @@ def local_rows(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.Dat
 def slurm_run(
     cluster: dict[str, str], profile: Path, sample: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Run, Outcome]:
-    run = Run(tmp_path_factory.mktemp("slurm"), sample, "MGC", START, END)
+    run = Run(tmp_path_factory.mktemp("slurm"), sample, UNIVERSE, START, END)
     outcome = run_backfill(
         run, "--chunks-per-job", "3", "--profile", str(profile), timeout=SLURM_RUN_TIMEOUT
     )
@@ -256,16 +258,18 @@ def test_small_jobs_are_grouped(slurm_run: tuple[Run, Outcome], profile: Path) -
 def test_table_equals_local_run(slurm_run: tuple[Run, Outcome], local_rows: pd.DataFrame) -> None:
     run, _ = slurm_run
     rows = run.rows()
-    assert len(rows) > 10_000
+    assert set(rows["symbol"]) == {"MGC", "GC"}
+    assert (rows.groupby("symbol").size() > 10_000).all()
     pd.testing.assert_frame_equal(rows, local_rows)
-    assert {c["status"] for c in run.checkpoints().values()} == {"done"}
+    for root in ROOTS:
+        assert {c["status"] for c in run.checkpoints(root).values()} == {"done"}
 
 
 def test_rerun_submits_nothing(slurm_run: tuple[Run, Outcome], profile: Path) -> None:
     """Resuming a finished cluster run: every cluster output is there, no SLURM job."""
     run, _ = slurm_run
     before = run.rows()
-    stamps = {k: c["finished_at"] for k, c in run.checkpoints().items()}
+    stamps = {r: {k: c["finished_at"] for k, c in run.checkpoints(r).items()} for r in ROOTS}
     outcome = run_backfill(
         run, "--chunks-per-job", "3", "--profile", str(profile), timeout=SLURM_RUN_TIMEOUT
     )
@@ -273,7 +277,9 @@ def test_rerun_submits_nothing(slurm_run: tuple[Run, Outcome], profile: Path) ->
     assert outcome.slurm_jobs == {}, outcome.log[-4000:]
     assert outcome.rules("rule") == []
     pd.testing.assert_frame_equal(run.rows(), before)
-    assert {k: c["finished_at"] for k, c in run.checkpoints().items()} == stamps
+    assert {
+        r: {k: c["finished_at"] for k, c in run.checkpoints(r).items()} for r in ROOTS
+    } == stamps
 
 
 def _front_contract(day_file: Path, day: dt.date) -> tuple[str, int, set[pd.Timestamp]]:
