@@ -76,6 +76,26 @@ class BackfillConfig:
             )
         return self.symbols[0]
 
+    def settings(self) -> dict[str, Any]:
+        """The settings under their config keys, as JSON values (dates ISO, paths
+        absolute): ``symbol`` is the root (or the list of roots), ``expected_gaps`` the
+        entries ``DATE`` and ``ROOT:DATE`` as given."""
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if key == "symbols":
+                out["symbol"] = value[0] if len(value) == 1 else list(value)
+            elif key == "root_gaps":
+                continue
+            elif key == "expected_gaps":
+                out[key] = [str(d) for d in value] + [f"{r}:{d}" for r, d in self.root_gaps]
+            elif isinstance(value, tuple):
+                out[key] = [str(v) for v in value]
+            elif isinstance(value, bool | int | float):
+                out[key] = value
+            else:
+                out[key] = str(value)
+        return out
+
     def for_root(self, root: str) -> BackfillConfig:
         """The settings of root ``root`` of the run: ``symbols`` is ``(root,)`` and
         ``expected_gaps`` holds the run's gaps plus that root's own.

@@ -214,7 +214,7 @@ def write_group_stamps(plan: Plan) -> list[str]:
 
 def config_snapshot(plan: Plan) -> dict[str, str]:
     """The run's effective settings, as logged at start."""
-    return {key: str(value) for key, value in vars(plan.cfg).items() if key != "extra"}
+    return {key: str(value) for key, value in plan.cfg.settings().items()}
 
 
 def describe_chunks(plan: Plan) -> str:

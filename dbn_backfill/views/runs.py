@@ -55,18 +55,9 @@ def package_versions() -> dict[str, str | None]:
 
 
 def config_json(cfg: BackfillConfig) -> dict[str, Any]:
-    """The run's effective settings as JSON values (dates ISO, paths absolute)."""
-    out: dict[str, Any] = {}
-    for key, value in vars(cfg).items():
-        if key == "extra":
-            continue
-        if isinstance(value, tuple):
-            out[key] = [str(v) for v in value]
-        elif isinstance(value, bool | int):
-            out[key] = value
-        else:
-            out[key] = str(value)
-    return out
+    """The run's effective settings as JSON values under their config keys (dates
+    ISO, paths absolute): :meth:`~dbn_backfill.config.BackfillConfig.settings`."""
+    return cfg.settings()
 
 
 def write_run_config(layout: Layout, run_id: str, cfg: BackfillConfig) -> Path:

@@ -109,7 +109,7 @@ def test_dot_test_run_backfills_the_expected_table(dot_test_run: tuple[Path, str
     assert table_front_bars(db) == expected
     rows = sum(count for _, count in expected.values())
     assert f"rows inserted: {rows}; gates passed: True" in log, log[-2000:]
-    assert sorted(p.name for p in (work / SETTINGS["checkpoint"]).glob("chunk_*.json")) == [
+    assert sorted(p.name for p in (work / SETTINGS["checkpoint"] / "MGC").glob("chunk_*.json")) == [
         "chunk_20240325_20240326.json",
         "chunk_20240327_20240328.json",
     ]
@@ -200,8 +200,9 @@ def test_module_rules_renamed_stay_local(tmp_path: Path) -> None:
         after='\nprint("local rules:", " ".join(sorted(workflow._localrules)))\n',
     )
     proc = snakemake("-n", cwd=user)
-    assert "local rules: bf_backfill_report bf_check_gates bf_merge_chunks bf_spot_check" in (
-        proc.stdout
+    assert (
+        "local rules: bf_backfill_report bf_check_gates bf_merge_chunks bf_root_report bf_spot_check"
+        in (proc.stdout)
     ), proc.stdout[-2000:]
 
 
