@@ -27,6 +27,7 @@ from databento_gateway import FakeDatabento, synth_days
 from dbn_backfill.cli import backfill_parser, snakemake_command
 from dbn_backfill.config import from_mapping
 from dbn_backfill.errors import ConfigError, FetchError
+from dbn_backfill.layout import fetched_file
 from dbn_backfill.sources.dbn_files import read_header
 from dbn_backfill.sources.fetch import fetch_missing, file_name, needed_days
 
@@ -76,12 +77,18 @@ def fetch(cfg, calendar, **kw):
     return report, out.getvalue()
 
 
-def final(folder: Path, day: dt.date) -> Path:
-    return folder / file_name("GLBX.MDP3", day)
+def final(folder: Path, day: dt.date, root: str = "MGC") -> Path:
+    """Where a fetch writes ``day`` of ``root``: ``<dbn>/<root>/glbx-mdp3-...``."""
+    return fetched_file(folder, root, "GLBX.MDP3", day)
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.part"))
+    return sorted(p.name for p in folder.rglob("*.part"))
+
+
+def dbn_files(folder: Path) -> list[Path]:
+    """Every DBN file under ``folder``, in the roots' folders too."""
+    return sorted(folder.rglob("*.dbn.zst"))
 
 
 # --------------------------------------------------------------------------- units
@@ -203,7 +210,7 @@ def test_everything_missing(gateway, tmp_path, calendar):
     [cost] = gateway.calls("metadata.get_cost")
     assert (cost.params["start"], cost.params["end"]) == ("2024-01-05", "2024-01-13")
     assert report.cost == pytest.approx(8 * 0.0125)
-    names = sorted(p.name for p in cfg.dbn.iterdir() if not p.name.startswith("."))
+    names = sorted(p.name for p in (cfg.dbn / "MGC").iterdir() if not p.name.startswith("."))
     assert names == [f"glbx-mdp3-{d:%Y%m%d}.ohlcv-1m.dbn.zst" for d in NEEDED]
     for day in NEEDED:
         assert final(cfg.dbn, day).read_bytes() == gateway.body(day)
@@ -248,13 +255,13 @@ def test_only_missing_days_are_requested(gateway, tmp_path, calendar, synth_data
 def test_rerun_requests_nothing(gateway, tmp_path, calendar, monkeypatch):
     cfg = settings(tmp_path, gateway)
     fetch(cfg, calendar)
-    before = {p: p.stat().st_mtime_ns for p in cfg.dbn.iterdir()}
+    before = {p: p.stat().st_mtime_ns for p in cfg.dbn.rglob("*")}
     count = len(gateway.requests)
     monkeypatch.delenv("DATABENTO_API_KEY")  # nothing missing: no key needed
     report, out = fetch(cfg, calendar)
     assert len(gateway.requests) == count
     assert report.plan.missing == () and "nothing to fetch" in out
-    assert {p: p.stat().st_mtime_ns for p in cfg.dbn.iterdir()} == before
+    assert {p: p.stat().st_mtime_ns for p in cfg.dbn.rglob("*")} == before
 
 
 def test_dry_run_shows_the_cost_and_downloads_nothing(gateway, tmp_path, calendar):
@@ -443,6 +450,7 @@ def test_dbn_must_be_a_folder(gateway, tmp_path, calendar):
         {
             **vars(settings(tmp_path, gateway)),
             "dbn": str(tmp_path / "one.dbn"),
+            "symbol": "MGC",  # the settings hold the roots as symbols
             "start": "2024-01-08",
             "end": "2024-01-12",
         }
@@ -494,7 +502,7 @@ def test_cli_killed_during_a_download_resumes(gateway, tmp_path, calendar):
     try:
         assert gateway.stalling.wait(timeout=120), "the download never started"
         deadline = time.monotonic() + 60
-        while not any(p.stat().st_size for p in run.dbn.glob("*.part")):  # bytes on disk
+        while not any(p.stat().st_size for p in run.dbn.rglob("*.part")):  # bytes on disk
             assert time.monotonic() < deadline, "the client wrote nothing"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -503,7 +511,7 @@ def test_cli_killed_during_a_download_resumes(gateway, tmp_path, calendar):
         gateway.release()
     assert proc.returncode == -signal.SIGKILL
     assert not final(run.dbn, stalled).exists()
-    [part] = run.dbn.glob("*.part")  # the half-written temporary file
+    [part] = (run.dbn / "MGC").glob("*.part")  # the half-written temporary file
     assert 0 < part.stat().st_size < len(gateway.body(stalled))
     assert final(run.dbn, D(2024, 1, 9)).exists() and not run.db.exists()
     count = len(gateway.days_requested())
@@ -577,7 +585,7 @@ def test_every_stop_leaves_the_database_untouched(case, extended, synth_data, tm
         if setup:
             setup(gw)
         before = db_hash(extended.db)
-        files = sorted(extended.dbn.iterdir())
+        files = dbn_files(extended.dbn)
         proc = extended.run(*fetch_args(gw, *extra), env={**gw.env, **env}, check=False)
         text = proc.stdout + proc.stderr
         for fragment in fragments:
@@ -586,7 +594,7 @@ def test_every_stop_leaves_the_database_untouched(case, extended, synth_data, tm
         assert db_hash(extended.db) == before, "the database changed"
         if case in ("no key",):
             assert gw.requests == []
-        new = sorted(set(extended.dbn.iterdir()) - set(files))
+        new = sorted(set(dbn_files(extended.dbn)) - set(files))
         if case in ("no key", "wrong key", "cost", "degraded", "past end"):
             assert gw.calls("timeseries.get_range") == [] and new == []
         else:  # the days before the failing one are complete files; nothing else
@@ -599,12 +607,12 @@ def test_every_stop_leaves_the_database_untouched(case, extended, synth_data, tm
 def test_cli_dry_run_downloads_nothing(extended, synth_data, tmp_path):
     with FakeDatabento(synth_data, tmp_path / "gateway") as gw:
         before = db_hash(extended.db)
-        files = sorted(extended.dbn.iterdir())
+        files = dbn_files(extended.dbn)
         proc = extended.run(*fetch_args(gw, "--dry-run"), env=gw.env, check=True)
         assert "8 present" in proc.stderr and "7 missing: 2024-01-13..2024-01-19" in proc.stderr
         assert "estimated cost of the 7 missing UTC days: $0.0875" in proc.stderr
         assert gw.calls("timeseries.get_range") == []
-        assert sorted(extended.dbn.iterdir()) == files and db_hash(extended.db) == before
+        assert dbn_files(extended.dbn) == files and db_hash(extended.db) == before
 
 
 @pytest.mark.slow
