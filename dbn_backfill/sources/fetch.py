@@ -247,7 +247,8 @@ def fetch_missing(
     if len(plan.roots) == 1:
         say(f"{needs}; {_presence(plan, plan.roots[0], f' in {plan.folder}')}")
     else:
-        say(f"{needs} of each of the {len(plan.roots)} roots; in {plan.folder}:")
+        roots = ", ".join(plan.roots)
+        say(f"{needs} for each of the {len(plan.roots)} roots ({roots}); in {plan.folder}:")
         for root in plan.roots:
             say(f"  {root}: {_presence(plan, root)}")
     if not plan.missing:
