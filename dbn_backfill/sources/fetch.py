@@ -310,8 +310,9 @@ def _fetch_with_key(
             final = fetched_file(plan.folder, root, cfg.dataset, day)
             if final.exists():
                 raise FetchError(
-                    f"{final} exists but its header does not cover UTC day {day} of "
-                    f"{root}; remove it to fetch the day again"
+                    f"{final} exists but its header does not make UTC day {day} present "
+                    f"for {root} (its range or requested symbols); remove it to fetch the "
+                    "day again"
                 )
             final.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.monotonic()

@@ -754,3 +754,14 @@ def test_fetch_is_off_by_default(gateway, tmp_path):
     proc = run.run("--databento-gateway", gateway.url, env=gateway.env, check=False)
     assert "holds no *.dbn or *.dbn.zst file" in proc.stderr
     assert "fetch:" not in proc.stderr and gateway.requests == []
+
+
+@pytest.mark.slow
+def test_cli_dry_run_of_two_roots_prints_the_cost_per_root(universe, tmp_path):
+    run = Run(tmp_path, tmp_path / "dbn", "MGC,GC", START, END)
+    proc = run.run(*fetch_args(universe, "--dry-run"), env=universe.env, check=True)
+    assert "MGC: estimated cost of 8 missing UTC days (MGC.FUT): $0.1000" in proc.stderr
+    assert "GC: estimated cost of 8 missing UTC days (GC.FUT): $0.4000" in proc.stderr
+    assert "estimated cost of the 16 missing UTC days of MGC, GC: $0.5000" in proc.stderr
+    assert universe.calls("timeseries.get_range") == [] and not run.dbn.exists()
+    assert not run.db.exists()
