@@ -30,6 +30,11 @@ records, logs) takes the root as an argument::
                                                merge, spot-check, gates)
     <checkpoint>/<ROOT>/chunk_YYYYMMDD_YYYYMMDD.json  one checkpoint per chunk
     <db>.lock                                  run lock of the database
+    <dbn>/<ROOT>/glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst  a UTC day fetched from Databento
+    <dbn>/.dbn-backfill-fetch.lock             the lock of a fetch into the folder
+
+(``<dbn>`` is read wherever its files lie: files of the earlier, single-root fetch
+layout, ``<dbn>/glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst``, stay where they are.)
 
 This module imports nothing of the package but the config type, so every layer
 (and the Snakefile at parse time) may use it.
@@ -37,6 +42,7 @@ This module imports nothing of the package but the config type, so every layer
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,6 +88,39 @@ def db_lock(db: Path | str) -> Path:
 def fetch_lock(folder: Path | str) -> Path:
     """The lock a fetch holds on the ``dbn`` folder it downloads into."""
     return Path(folder) / ".dbn-backfill-fetch.lock"
+
+
+#: The schema of the files a fetch writes.
+FETCH_SCHEMA = "ohlcv-1m"
+
+
+def fetched_name(dataset: str, day: dt.date) -> str:
+    """The name a fetched UTC day gets: ``glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst`` for
+    GLBX.MDP3."""
+    return f"{dataset.lower().replace('.', '-')}-{day:%Y%m%d}.{FETCH_SCHEMA}.dbn.zst"
+
+
+def fetched_folder(dbn_folder: Path | str, root: str) -> Path:
+    """The folder a fetch writes root ``root``'s days into: ``<dbn>/<root>``."""
+    return Path(dbn_folder) / root
+
+
+def fetched_file(dbn_folder: Path | str, root: str, dataset: str, day: dt.date) -> Path:
+    """The file of UTC day ``day`` of root ``root`` fetched into ``dbn_folder``:
+    ``<dbn>/<root>/glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst``."""
+    return fetched_folder(dbn_folder, root) / fetched_name(dataset, day)
+
+
+def fetch_partial(final: Path, pid: int) -> Path:
+    """The hidden temporary file a download into ``final`` streams to (same folder, so
+    the rename is atomic)."""
+    return final.with_name(f".{final.name}.{pid}.part")
+
+
+def fetch_partial_glob(dataset: str) -> str:
+    """The glob of :func:`fetch_partial` files of ``dataset`` (leftovers of killed
+    downloads)."""
+    return f".{dataset.lower().replace('.', '-')}-*.{FETCH_SCHEMA}.dbn.zst.*.part"
 
 
 def checkpoint_path(folder: Path | str, chunk_id: str) -> Path:

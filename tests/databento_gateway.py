@@ -4,8 +4,9 @@ It answers what the real ``databento.Historical`` client calls, the way the clie
 sends it (``/v0/...``, HTTP basic auth with the API key as user name, GET query
 parameters for ``metadata.get_dataset_range`` / ``get_dataset_condition``,
 form-encoded POST bodies for ``metadata.get_cost`` / ``timeseries.get_range``), with
-JSON answers and, for ``get_range``, zstd DBN bytes: the synthetic MGC download of
-``dbn_backfill.sampledata.synth`` (daily layout, parent symbology, ``stype_in`` parent), or a
+JSON answers and, for ``get_range``, zstd DBN bytes: the synthetic download of
+``dbn_backfill.sampledata.synth`` of the requested root (MGC, and any other root it is
+given data of, e.g. GC; daily layout, parent symbology, ``stype_in`` parent), or a
 header-only file for a day without bars (as Databento answers a Saturday).
 
 TLS: a throwaway CA from ``trustme``; clients trust it through ``REQUESTS_CA_BUNDLE``
@@ -42,9 +43,12 @@ DATASET = "GLBX.MDP3"
 DAY = dt.timedelta(days=1)
 
 
-def synth_days(folder: Path, first: dt.date, last: dt.date, seed: int = 7) -> Path:
-    """Write the synthetic daily MGC files the gateway serves (UTC days first..last)."""
-    generate(folder, first, last, seed, layout="daily", compress="zst", symbol="MGC")
+def synth_days(
+    folder: Path, first: dt.date, last: dt.date, seed: int = 7, symbol: str = "MGC"
+) -> Path:
+    """Write the synthetic daily files of root ``symbol`` the gateway serves (UTC days
+    first..last)."""
+    generate(folder, first, last, seed, layout="daily", compress="zst", symbol=symbol)
     return folder
 
 
@@ -64,6 +68,12 @@ class Request:
         start = self.params.get("start") or self.params.get("start_date")
         return None if start is None else _timestamp(start).date()
 
+    @property
+    def root(self) -> str | None:
+        """The root of the requested ``<root>.FUT`` (None without ``symbols``)."""
+        symbols = self.params.get("symbols")
+        return symbols.removesuffix(".FUT") if symbols else None
+
 
 @dataclass
 class Misbehaviour:
@@ -71,6 +81,7 @@ class Misbehaviour:
 
     endpoint: str
     day: dt.date | None = None
+    root: str | None = None  # only requests of this root (``<root>.FUT``)
     times: int | None = 1  # None: every matching request
     status: int | None = None  # an HTTP error with a JSON detail
     detail: Any = None
@@ -83,23 +94,27 @@ class FakeDatabento:
     """The gateway; use as a context manager (or call :meth:`close`).
 
     Args:
-        data: folder of ``glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst`` files served per UTC day.
+        data: folder of ``glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst`` files served per UTC day
+            for ``MGC.FUT``, or such a folder per root (``{"MGC": ..., "GC": ...}``);
+            the gateway serves the roots it has a folder of.
         work: scratch folder (CA file, header-only days).
         key: the one API key accepted.
         available: ``[start, end)`` UTC dates of the dataset's available range.
-        cost_per_day: USD ``get_cost`` charges per UTC day requested.
+        cost_per_day: USD ``get_cost`` charges per UTC day requested, the same for
+            every root or per root.
     """
 
     def __init__(
         self,
-        data: Path,
+        data: Path | dict[str, Path],
         work: Path,
         *,
         key: str = "db-test-key-0123456789",
         available: tuple[dt.date, dt.date] = (dt.date(2024, 1, 1), dt.date(2024, 2, 1)),
-        cost_per_day: float = 0.0125,
+        cost_per_day: float | dict[str, float] = 0.0125,
     ) -> None:
-        self.data = Path(data)
+        folders = data if isinstance(data, dict) else {"MGC": data}
+        self.data = {root: Path(folder) for root, folder in folders.items()}
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.key = key
@@ -111,7 +126,7 @@ class FakeDatabento:
         self.stalling = threading.Event()
         self._release = threading.Event()
         self._lock = threading.Lock()
-        self._bodies: dict[dt.date, bytes] = {}
+        self._bodies: dict[tuple[str, dt.date], bytes] = {}
 
         ca = trustme.CA()
         self.ca_file = self.work / "fake-databento-ca.pem"
@@ -155,16 +170,25 @@ class FakeDatabento:
         """UTC days of every ``timeseries.get_range`` request, in order."""
         return [r.day for r in self.calls("timeseries.get_range") if r.day is not None]
 
-    def body(self, day: dt.date) -> bytes:
-        """The DBN bytes served for ``day``."""
+    def downloads(self) -> list[tuple[str | None, dt.date | None]]:
+        """``(root, UTC day)`` of every ``timeseries.get_range`` request, in order."""
+        return [(r.root, r.day) for r in self.calls("timeseries.get_range")]
+
+    def day_cost(self, root: str) -> float:
+        """What ``get_cost`` charges per UTC day of ``root``."""
+        cost = self.cost_per_day
+        return cost[root] if isinstance(cost, dict) else cost
+
+    def body(self, day: dt.date, root: str = "MGC") -> bytes:
+        """The DBN bytes served for ``day`` of ``root``."""
         with self._lock:
-            if day not in self._bodies:
-                path = self.data / f"glbx-mdp3-{day:%Y%m%d}.ohlcv-1m.dbn.zst"
+            if (root, day) not in self._bodies:
+                path = self.data[root] / f"glbx-mdp3-{day:%Y%m%d}.ohlcv-1m.dbn.zst"
                 if path.exists():
-                    self._bodies[day] = path.read_bytes()
+                    self._bodies[root, day] = path.read_bytes()
                 else:
-                    self._bodies[day] = _empty_day(self.work, day)
-            return self._bodies[day]
+                    self._bodies[root, day] = _empty_day(self.work, day, root)
+            return self._bodies[root, day]
 
     def close(self) -> None:
         self.release()
@@ -180,10 +204,14 @@ class FakeDatabento:
 
     # ----------------------------------------------------------------- serving
 
-    def _take(self, endpoint: str, day: dt.date | None) -> Misbehaviour | None:
+    def _take(self, request: Request) -> Misbehaviour | None:
         with self._lock:
             for rule in self.misbehaviour:
-                if rule.endpoint != endpoint or (rule.day is not None and rule.day != day):
+                if rule.endpoint != request.endpoint:
+                    continue
+                if rule.day is not None and rule.day != request.day:
+                    continue
+                if rule.root is not None and rule.root != request.root:
                     continue
                 if rule.times is not None:
                     if rule.times <= 0:
@@ -224,7 +252,7 @@ class FakeDatabento:
                 for d in days
             ]
         if request.endpoint in ("metadata.get_cost", "timeseries.get_range"):
-            problem = _check_range_request(p, request.endpoint)
+            problem = _check_range_request(p, request.endpoint, sorted(self.data))
             if problem:
                 return 422, {"detail": problem}
             start, end = _timestamp(p["start"]), _timestamp(p["end"])
@@ -233,21 +261,26 @@ class FakeDatabento:
                     "detail": f"data_end_after_available_end: the available range is "
                     f"{_iso(lo)} to {_iso(hi)}"
                 }
+            root = str(request.root)
             if request.endpoint == "metadata.get_cost":
-                return 200, round(self.cost_per_day * (end - start) / pd.Timedelta(days=1), 6)
+                days = (end - start) / pd.Timedelta(days=1)
+                return 200, round(self.day_cost(root) * days, 6)
             if end - start != pd.Timedelta(days=1) or start != start.normalize():
                 return 422, {"detail": "the fake gateway serves whole single UTC days only"}
-            return 200, self.body(start.date())
+            return 200, self.body(start.date(), root)
         return 404, {"detail": f"Not Found: {request.endpoint}"}
 
 
-def _check_range_request(p: dict[str, str], endpoint: str) -> str | None:
-    expected = {"schema": "ohlcv-1m", "stype_in": "parent", "symbols": "MGC.FUT"}
+def _check_range_request(p: dict[str, str], endpoint: str, roots: list[str]) -> str | None:
+    expected = {"schema": "ohlcv-1m", "stype_in": "parent"}
     if endpoint == "timeseries.get_range":
         expected |= {"stype_out": "instrument_id", "encoding": "dbn", "compression": "zstd"}
     for key, value in expected.items():
         if p.get(key) != value:
             return f"the fake gateway expects {key}={value!r}, got {p.get(key)!r}"
+    served = [f"{root}.FUT" for root in roots]
+    if p.get("symbols") not in served:
+        return f"the fake gateway serves symbols {served}, got {p.get('symbols')!r}"
     if "start" not in p or "end" not in p:
         return "start and end are required"
     return None
@@ -325,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
             request.status, request.outcome = 405, "error"
             self._send_json(405, {"detail": "Method Not Allowed"})
             return
-        rule = fake._take(endpoint, request.day)
+        rule = fake._take(request)
         if rule is not None and rule.status is not None:
             request.status, request.outcome = rule.status, "error"
             self._send_json(rule.status, {"detail": rule.detail}, rule.headers)
@@ -399,8 +432,9 @@ def _iso(day: dt.date) -> str:
     return f"{day}T00:00:00.000000000Z"
 
 
-def _empty_day(work: Path, day: dt.date) -> bytes:
-    """A header-only DBN file for a UTC day without bars, like Databento's answer."""
+def _empty_day(work: Path, day: dt.date, root: str) -> bytes:
+    """A header-only DBN file for a UTC day without bars of ``root``, like Databento's
+    answer."""
     lo = int(pd.Timestamp(day, tz="UTC").value)
     empty = np.zeros(0, dtype="int64")
     with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -415,6 +449,7 @@ def _empty_day(work: Path, day: dt.date) -> bytes:
             close=empty,
             volume=empty.astype("uint64"),
             mappings=[],
+            symbols=[f"{root}.FUT"],
             start_ns=lo,
             end_ns=lo + 86_400_000_000_000,
         )

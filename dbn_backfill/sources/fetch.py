@@ -1,5 +1,6 @@
-"""Fetch from Databento the UTC days a backfill needs and the ``dbn`` folder lacks
-(contract section 10), showing the estimated cost before anything is downloaded.
+"""Fetch from Databento the (root, UTC day) pairs a backfill needs and the ``dbn``
+folder lacks (contract section 10), showing the estimated cost before anything is
+downloaded.
 
 The Snakefile calls :func:`fetch_from_config` at parse time in the main process,
 before the plan reads the DBN headers, so the new files are planned like any other.
@@ -8,16 +9,22 @@ before the next one:
 
 1. needed UTC days: every UTC day meeting [roll time of the business day before
    ``start``, roll time of ``end``) (17:00 America/Chicago by default);
-2. present days: a day is present when one DBN file's header range covers all of it;
-   nothing missing means no request at all (and no key needed);
+2. present days, per root R of the run: a day is present for R when one DBN file's
+   header range covers all of it and that file's requested symbols name R
+   (``R.FUT`` or an outright of R); a file requested for MGC does not make GC's day
+   present. Wherever the file lies: files of the earlier single-root layout
+   (``<dbn>/glbx-mdp3-YYYYMMDD...``) count by their header. Nothing missing for any
+   root means no request at all (and no key needed);
 3. ``DATABENTO_API_KEY`` must be set (checked before any request);
 4. ``metadata.get_dataset_range`` must cover the needed days, and
    ``metadata.get_dataset_condition`` must say ``available`` for each of them;
-5. ``metadata.get_cost`` of the missing days is printed; above ``fetch_max_cost`` stop;
-   a dry run stops here, having downloaded nothing;
-6. each missing day: ``timeseries.get_range`` streamed to a hidden temporary file in
-   the folder, decoded completely, fsynced, renamed to
-   ``glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst``; a killed download leaves no file under
+5. ``metadata.get_cost`` of each root's missing days (``<root>.FUT``) is printed per
+   root and in total; a total above ``fetch_max_cost`` stops; a dry run stops here,
+   having downloaded nothing;
+6. each missing (root, day): ``timeseries.get_range`` streamed to a hidden temporary
+   file, decoded completely, fsynced, renamed to
+   ``<dbn>/<root>/glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst``
+   (:func:`dbn_backfill.layout.fetched_file`); a killed download leaves no file under
    that name, and the next run downloads the day again.
 
 Transient failures (HTTP 429 with ``Retry-After``, 408, 5xx, a dropped connection, a
@@ -46,7 +53,15 @@ import pandas as pd
 
 from dbn_backfill.config import BackfillConfig, from_mapping
 from dbn_backfill.errors import FetchError, SourceError
-from dbn_backfill.layout import fetch_lock
+from dbn_backfill.layout import (
+    FETCH_SCHEMA,
+    fetch_lock,
+    fetch_partial,
+    fetch_partial_glob,
+    fetched_file,
+    fetched_folder,
+    fetched_name,
+)
 from dbn_backfill.sources.dbn_files import (
     DbnReader,
     SourceHeader,
@@ -54,11 +69,12 @@ from dbn_backfill.sources.dbn_files import (
     find_sources,
     read_header,
 )
+from dbn_backfill.symbols import requested_root
 from dbn_backfill.tradedate import Calendar
 
 T = TypeVar("T")
 
-SCHEMA = "ohlcv-1m"
+SCHEMA = FETCH_SCHEMA
 DAY = dt.timedelta(days=1)
 NS_PER_DAY = 86_400_000_000_000
 #: Longest wait between two attempts (a larger ``Retry-After`` is cut to this).
@@ -71,28 +87,45 @@ class FetchPlan:
     """What a fetch has to do.
 
     Attributes:
-        folder: the ``dbn`` folder the files go to.
-        needed: every UTC day the run's trade dates need, ascending.
-        missing: the needed days no DBN file header covers, ascending.
+        folder: the ``dbn`` folder (the files go to ``<folder>/<root>/``).
+        roots: the run's roots, in the run's order.
+        needed: every UTC day the run's trade dates need, ascending (the same for
+            every root).
+        missing: the (root, day) pairs no DBN file header covers for that root, by
+            root in the run's order, then by day.
     """
 
     folder: Path
+    roots: tuple[str, ...]
     needed: tuple[dt.date, ...]
-    missing: tuple[dt.date, ...]
+    missing: tuple[tuple[str, dt.date], ...]
+
+    def missing_of(self, root: str) -> tuple[dt.date, ...]:
+        """The missing days of ``root``, ascending."""
+        return tuple(d for r, d in self.missing if r == root)
 
 
 @dataclass
 class FetchReport:
-    """What a fetch did: the plan, the estimated cost, the files written."""
+    """What a fetch did: the plan, the estimated cost (in total and per root: only
+    roots with missing days), the files written as ``(root, day, path, bytes,
+    seconds)``."""
 
     plan: FetchPlan
     cost: float | None = None
-    files: list[tuple[dt.date, Path, int, float]] = field(default_factory=list)
+    costs: dict[str, float] = field(default_factory=dict)
+    files: list[tuple[str, dt.date, Path, int, float]] = field(default_factory=list)
 
 
-def file_name(dataset: str, day: dt.date) -> str:
-    """The name a fetched day gets: ``glbx-mdp3-YYYYMMDD.ohlcv-1m.dbn.zst`` for GLBX.MDP3."""
-    return f"{dataset.lower().replace('.', '-')}-{day:%Y%m%d}.{SCHEMA}.dbn.zst"
+#: The name a fetched day gets (see :func:`dbn_backfill.layout.fetched_name`).
+file_name = fetched_name
+
+
+def requested_for(header: SourceHeader, root: str) -> bool:
+    """Whether the file's requested symbols name ``root`` (``MGC.FUT``, ``MGCZ4``):
+    only such a file makes a day present for ``root``. The outrights its mappings
+    list do not count (a file requested for MGC may map GC contracts too)."""
+    return any(requested_root(s) == root for s in header.symbols)
 
 
 def needed_days(calendar: Calendar, start: dt.date, end: dt.date) -> list[dt.date]:
@@ -133,7 +166,9 @@ def present_days(headers: Sequence[SourceHeader], days: Sequence[dt.date]) -> se
 def plan_fetch(
     cfg: BackfillConfig, calendar: Calendar, header_cache: Path | None = None
 ) -> FetchPlan:
-    """Which UTC days the run needs and which of them the ``dbn`` folder lacks.
+    """Which UTC days the run needs and which of them the ``dbn`` folder lacks, per
+    root of the run (a day is present for a root by the header of a file requested
+    for that root, wherever the file lies in the folder).
 
     Args:
         cfg: the run's settings (``dbn`` must be a folder, or not exist yet).
@@ -159,9 +194,11 @@ def plan_fetch(
         headers = tuple(s.header for s in scan(find_sources(folder), header_cache, write=False))
     for header in headers:
         check_header(header, cfg.dataset)
-    present = present_days(headers, needed)
-    missing = tuple(d for d in needed if d not in present)
-    return FetchPlan(folder=folder, needed=tuple(needed), missing=missing)
+    missing: list[tuple[str, dt.date]] = []
+    for root in cfg.symbols:
+        present = present_days([h for h in headers if requested_for(h, root)], needed)
+        missing.extend((root, d) for d in needed if d not in present)
+    return FetchPlan(folder, tuple(cfg.symbols), tuple(needed), tuple(missing))
 
 
 def fetch_missing(
@@ -173,11 +210,13 @@ def fetch_missing(
     out: IO[str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> FetchReport:
-    """Download the missing UTC days of ``cfg``'s run (steps in the module docstring).
+    """Download the missing (root, UTC day) pairs of ``cfg``'s run (steps in the module
+    docstring).
 
     Args:
-        cfg: the run's settings: ``dbn`` folder, ``symbol``, ``dataset``, trade dates,
-            ``databento_gateway``, ``fetch_max_cost``, ``fetch_retries``, ``fetch_backoff``.
+        cfg: the run's settings: ``dbn`` folder, ``symbols`` (one root or several),
+            ``dataset``, trade dates, ``databento_gateway``, ``fetch_max_cost`` (of all
+            roots together), ``fetch_retries``, ``fetch_backoff``.
         calendar: the business-day calendar of the run.
         dry_run: print the missing days and the estimated cost, download nothing.
         header_cache: the planner's header cache file (None: read every header).
@@ -189,9 +228,9 @@ def fetch_missing(
 
     Raises:
         FetchError: no API key, days outside the available range or not ``available``,
-            the cost above ``fetch_max_cost``, another fetch holds the folder, or an API
-            error (after retries for transient ones). Files fetched before the error stay
-            (each complete); nothing else is written.
+            the total cost above ``fetch_max_cost``, another fetch holds the folder, or
+            an API error (after retries for transient ones). Files fetched before the
+            error stay (each complete); nothing else is written.
         SourceError: see :func:`plan_fetch`.
     """
     stream = sys.stderr if out is None else out
@@ -201,20 +240,25 @@ def fetch_missing(
 
     plan = plan_fetch(cfg, calendar, header_cache)
     report = FetchReport(plan)
-    say(
+    needs = (
         f"trade dates {cfg.start}..{cfg.end} need {len(plan.needed)} UTC days "
-        f"({_ranges(plan.needed)}); {len(plan.needed) - len(plan.missing)} present in "
-        f"{plan.folder}, {len(plan.missing)} missing"
-        + (f": {_ranges(plan.missing)}" if plan.missing else "")
+        f"({_ranges(plan.needed)})"
     )
+    if len(plan.roots) == 1:
+        say(f"{needs}; {_presence(plan, plan.roots[0], f' in {plan.folder}')}")
+    else:
+        roots = ", ".join(plan.roots)
+        say(f"{needs} for each of the {len(plan.roots)} roots ({roots}); in {plan.folder}:")
+        for root in plan.roots:
+            say(f"  {root}: {_presence(plan, root)}")
     if not plan.missing:
         say("nothing to fetch")
         return report
     key = os.environ.get("DATABENTO_API_KEY", "").strip()
     if not key:
         raise FetchError(
-            f"DATABENTO_API_KEY is not set; {len(plan.missing)} UTC days are missing "
-            f"({_ranges(plan.missing)}). Set the key, or add the files to {plan.folder} "
+            f"DATABENTO_API_KEY is not set; {_count(plan)} are missing "
+            f"({_listing(plan)}). Set the key, or add the files to {plan.folder} "
             "yourself. No request was made."
         )
     with _tls_trust():
@@ -234,44 +278,89 @@ def _fetch_with_key(
     """Steps 4 to 6 of the module docstring (see :func:`fetch_missing`)."""
     api = _Api(cfg, key, say, sleep)
     api.check_available(plan.needed)
-    report.cost = api.cost(plan.missing)
+    several = len(plan.roots) > 1
+    for root in _missing_roots(plan):
+        days = plan.missing_of(root)
+        report.costs[root] = api.cost(root, days)
+        if several:
+            say(
+                f"  {root}: estimated cost of {len(days)} missing UTC days "
+                f"({root}.FUT): ${report.costs[root]:.4f}"
+            )
+    report.cost = sum(report.costs.values())
     say(
-        f"estimated cost of the {len(plan.missing)} missing UTC days: ${report.cost:.4f} "
+        f"estimated cost of the {_count(plan, 'missing ')}: ${report.cost:.4f} "
         f"(fetch_max_cost ${cfg.fetch_max_cost:.2f})"
     )
     if report.cost > cfg.fetch_max_cost:
         raise FetchError(
-            f"estimated cost ${report.cost:.4f} of {len(plan.missing)} missing UTC days "
-            f"({_ranges(plan.missing)}) is above fetch_max_cost ${cfg.fetch_max_cost:.2f}; "
-            "nothing was downloaded. Raise fetch_max_cost (CLI --fetch-max-cost) to proceed."
+            f"estimated cost ${report.cost:.4f} of {_count(plan, 'missing ')} "
+            f"({_listing(plan, report.costs)}) is above fetch_max_cost "
+            f"${cfg.fetch_max_cost:.2f}; nothing was downloaded. Raise fetch_max_cost "
+            "(CLI --fetch-max-cost) to proceed."
         )
     if dry_run:
-        say(f"dry run: {len(plan.missing)} UTC days would be downloaded; nothing was")
+        say(f"dry run: {_count(plan)} would be downloaded; nothing was")
         return
     plan.folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with _folder_lock(plan.folder):
-        _remove_partial(plan.folder, cfg.dataset)
-        for number, day in enumerate(plan.missing, 1):
-            final = plan.folder / file_name(cfg.dataset, day)
+        _remove_partial(plan.folder, plan.roots, cfg.dataset)
+        for number, (root, day) in enumerate(plan.missing, 1):
+            final = fetched_file(plan.folder, root, cfg.dataset, day)
             if final.exists():
                 raise FetchError(
-                    f"{final} exists but its header does not cover UTC day {day}; "
-                    "remove it to fetch the day again"
+                    f"{final} exists but its header does not make UTC day {day} present "
+                    f"for {root} (its range or requested symbols); remove it to fetch the "
+                    "day again"
                 )
+            final.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.monotonic()
-            size = api.download(day, final)
+            size = api.download(root, day, final)
             seconds = time.monotonic() - t0
-            report.files.append((day, final, size, seconds))
+            report.files.append((root, day, final, size, seconds))
             say(
-                f"{day} -> {final.name}: {size:,} bytes in {seconds:.2f} s "
-                f"({number}/{len(plan.missing)})"
+                f"{day} -> {final.relative_to(plan.folder)}: {size:,} bytes in "
+                f"{seconds:.2f} s ({number}/{len(plan.missing)})"
             )
-    total = sum(size for _, _, size, _ in report.files)
+    total = sum(size for *_, size, _ in report.files)
     say(
-        f"fetched {len(report.files)} UTC days, {total:,} bytes in "
+        f"fetched {_count(plan)}, {total:,} bytes in "
         f"{time.monotonic() - started:.1f} s into {plan.folder}"
     )
+
+
+def _missing_roots(plan: FetchPlan) -> list[str]:
+    """The roots with missing days, in the run's order."""
+    return [r for r in plan.roots if plan.missing_of(r)]
+
+
+def _presence(plan: FetchPlan, root: str, where: str = "") -> str:
+    """``3 present<where>, 5 missing: 2024-01-05..2024-01-07, 2024-01-09``."""
+    missing = plan.missing_of(root)
+    return f"{len(plan.needed) - len(missing)} present{where}, {len(missing)} missing" + (
+        f": {_ranges(missing)}" if missing else ""
+    )
+
+
+def _count(plan: FetchPlan, adjective: str = "") -> str:
+    """``8 missing UTC days`` (one root), ``13 missing UTC days of MGC, GC`` (several)."""
+    text = f"{len(plan.missing)} {adjective}UTC days"
+    if len(plan.roots) > 1:
+        text += f" of {', '.join(_missing_roots(plan))}"
+    return text
+
+
+def _listing(plan: FetchPlan, costs: Mapping[str, float] | None = None) -> str:
+    """The missing days: ``2024-01-05..2024-01-12`` (one root), ``MGC: 2024-01-05,
+    2024-01-08 ($0.0250); GC: ...`` (several; with each root's cost when known)."""
+    if len(plan.roots) == 1:
+        return _ranges(plan.missing_of(plan.roots[0]))
+    parts = []
+    for root in _missing_roots(plan):
+        cost = f" (${costs[root]:.4f})" if costs and root in costs else ""
+        parts.append(f"{root}: {_ranges(plan.missing_of(root))}{cost}")
+    return "; ".join(parts)
 
 
 def fetch_from_config(
@@ -338,7 +427,7 @@ class _Api:
         self.cfg = cfg
         self.say = say
         self.sleep = sleep
-        self.symbols = f"{cfg.symbol}.FUT"
+        self.several = len(cfg.symbols) > 1
         try:
             self.client = databento.Historical(key=key, gateway=cfg.databento_gateway)
         except ValueError as exc:
@@ -406,18 +495,23 @@ class _Api:
                 f"{listing}; nothing was downloaded"
             )
 
-    def cost(self, missing: Sequence[dt.date]) -> float:
-        """Estimated USD cost of ``missing``: one ``get_cost`` per run of consecutive days."""
+    def _of(self, root: str) -> str:
+        """`` of GC.FUT`` in the messages of a run of several roots."""
+        return f" of {root}.FUT" if self.several else ""
+
+    def cost(self, root: str, missing: Sequence[dt.date]) -> float:
+        """Estimated USD cost of ``root``'s ``missing`` days: one ``get_cost`` of
+        ``<root>.FUT`` per run of consecutive days."""
         total = 0.0
         for first, last in _runs(missing):
             value = self.call(
-                f"metadata.get_cost for UTC days {first}..{last}",
+                f"metadata.get_cost for UTC days {first}..{last}{self._of(root)}",
                 functools.partial(
                     self.client.metadata.get_cost,
                     dataset=self.cfg.dataset,
                     start=first,
                     end=last + DAY,
-                    symbols=self.symbols,
+                    symbols=f"{root}.FUT",
                     schema=SCHEMA,
                     stype_in="parent",
                 ),
@@ -425,14 +519,15 @@ class _Api:
             total += float(value)
         return total
 
-    def download(self, day: dt.date, final: Path) -> int:
-        """Fetch UTC day ``day`` into ``final`` atomically; returns its size in bytes.
+    def download(self, root: str, day: dt.date, final: Path) -> int:
+        """Fetch UTC day ``day`` of ``root`` (``<root>.FUT``) into ``final`` atomically;
+        returns its size in bytes.
 
         Raises:
             FetchError: the API refused, retries ran out, or the file is not the
                 requested data; no file is left under ``final``'s name.
         """
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.part")
+        tmp = fetch_partial(final, os.getpid())
 
         def attempt() -> None:
             tmp.unlink(missing_ok=True)
@@ -440,19 +535,19 @@ class _Api:
                 self.client.timeseries.get_range(
                     dataset=self.cfg.dataset,
                     schema=SCHEMA,
-                    symbols=self.symbols,
+                    symbols=f"{root}.FUT",
                     stype_in="parent",
                     stype_out="instrument_id",
                     start=day,
                     end=day + DAY,
                     path=tmp,
                 )
-                _verify(tmp, day, self.cfg.dataset)
+                _verify(tmp, root, day, self.cfg.dataset)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
 
-        self.call(f"timeseries.get_range of UTC day {day}", attempt)
+        self.call(f"timeseries.get_range of UTC day {day}{self._of(root)}", attempt)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         size = tmp.stat().st_size
@@ -499,8 +594,9 @@ def _retry_after(value: object) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-def _verify(path: Path, day: dt.date, dataset: str) -> None:
-    """The file decodes to the end and its header is ``day``'s requested data.
+def _verify(path: Path, root: str, day: dt.date, dataset: str) -> None:
+    """The file decodes to the end and its header is ``day``'s data requested for
+    ``root`` (so the next run finds the day present).
 
     Raises:
         _Incomplete: it does not decode to the end (retried).
@@ -522,6 +618,11 @@ def _verify(path: Path, day: dt.date, dataset: str) -> None:
         raise FetchError(
             f"Databento's answer for UTC day {day} has a header range "
             f"[{header.start_ns}, {header.end_ns}) that does not cover the day"
+        )
+    if not requested_for(header, root):
+        raise FetchError(
+            f"Databento's answer for UTC day {day} of {root}.FUT names the requested "
+            f"symbols {list(header.symbols)}, not {root}"
         )
 
 
@@ -582,11 +683,13 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _remove_partial(folder: Path, dataset: str) -> None:
-    """Delete temporary files of downloads killed earlier (the folder lock is held)."""
-    prefix = "." + dataset.lower().replace(".", "-") + "-"
-    for path in folder.glob(f"{prefix}*.{SCHEMA}.dbn.zst.*.part"):
-        path.unlink(missing_ok=True)
+def _remove_partial(folder: Path, roots: Sequence[str], dataset: str) -> None:
+    """Delete temporary files of downloads killed earlier, in the roots' folders and at
+    the top (the earlier layout's); the folder lock is held."""
+    pattern = fetch_partial_glob(dataset)
+    for where in [folder, *(fetched_folder(folder, root) for root in roots)]:
+        for path in where.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _dbn_files(folder: Path) -> Iterator[Path]:

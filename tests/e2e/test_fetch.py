@@ -27,6 +27,7 @@ from databento_gateway import FakeDatabento, synth_days
 from dbn_backfill.cli import backfill_parser, snakemake_command
 from dbn_backfill.config import from_mapping
 from dbn_backfill.errors import ConfigError, FetchError
+from dbn_backfill.layout import fetched_file
 from dbn_backfill.sources.dbn_files import read_header
 from dbn_backfill.sources.fetch import fetch_missing, file_name, needed_days
 
@@ -76,12 +77,18 @@ def fetch(cfg, calendar, **kw):
     return report, out.getvalue()
 
 
-def final(folder: Path, day: dt.date) -> Path:
-    return folder / file_name("GLBX.MDP3", day)
+def final(folder: Path, day: dt.date, root: str = "MGC") -> Path:
+    """Where a fetch writes ``day`` of ``root``: ``<dbn>/<root>/glbx-mdp3-...``."""
+    return fetched_file(folder, root, "GLBX.MDP3", day)
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.part"))
+    return sorted(p.name for p in folder.rglob("*.part"))
+
+
+def dbn_files(folder: Path) -> list[Path]:
+    """Every DBN file under ``folder``, in the roots' folders too."""
+    return sorted(folder.rglob("*.dbn.zst"))
 
 
 # --------------------------------------------------------------------------- units
@@ -203,7 +210,7 @@ def test_everything_missing(gateway, tmp_path, calendar):
     [cost] = gateway.calls("metadata.get_cost")
     assert (cost.params["start"], cost.params["end"]) == ("2024-01-05", "2024-01-13")
     assert report.cost == pytest.approx(8 * 0.0125)
-    names = sorted(p.name for p in cfg.dbn.iterdir() if not p.name.startswith("."))
+    names = sorted(p.name for p in (cfg.dbn / "MGC").iterdir() if not p.name.startswith("."))
     assert names == [f"glbx-mdp3-{d:%Y%m%d}.ohlcv-1m.dbn.zst" for d in NEEDED]
     for day in NEEDED:
         assert final(cfg.dbn, day).read_bytes() == gateway.body(day)
@@ -248,13 +255,13 @@ def test_only_missing_days_are_requested(gateway, tmp_path, calendar, synth_data
 def test_rerun_requests_nothing(gateway, tmp_path, calendar, monkeypatch):
     cfg = settings(tmp_path, gateway)
     fetch(cfg, calendar)
-    before = {p: p.stat().st_mtime_ns for p in cfg.dbn.iterdir()}
+    before = {p: p.stat().st_mtime_ns for p in cfg.dbn.rglob("*")}
     count = len(gateway.requests)
     monkeypatch.delenv("DATABENTO_API_KEY")  # nothing missing: no key needed
     report, out = fetch(cfg, calendar)
     assert len(gateway.requests) == count
     assert report.plan.missing == () and "nothing to fetch" in out
-    assert {p: p.stat().st_mtime_ns for p in cfg.dbn.iterdir()} == before
+    assert {p: p.stat().st_mtime_ns for p in cfg.dbn.rglob("*")} == before
 
 
 def test_dry_run_shows_the_cost_and_downloads_nothing(gateway, tmp_path, calendar):
@@ -443,6 +450,7 @@ def test_dbn_must_be_a_folder(gateway, tmp_path, calendar):
         {
             **vars(settings(tmp_path, gateway)),
             "dbn": str(tmp_path / "one.dbn"),
+            "symbol": "MGC",  # the settings hold the roots as symbols
             "start": "2024-01-08",
             "end": "2024-01-12",
         }
@@ -450,6 +458,138 @@ def test_dbn_must_be_a_folder(gateway, tmp_path, calendar):
     with pytest.raises(FetchError, match="is a file; fetching needs a folder"):
         fetch(cfg, calendar)
     assert gateway.requests == []
+
+
+# --------------------------------------------------------------------------- a universe of roots
+
+GC_DAY_COST = 0.05  # MGC: 0.0125 a day
+
+
+@pytest.fixture(scope="session")
+def synth_gc(tmp_path_factory) -> Path:
+    """The synthetic GC download the gateway serves: UTC days 2024-01-01..2024-01-31."""
+    return synth_days(
+        tmp_path_factory.mktemp("synth-gc"), D(2024, 1, 1), D(2024, 1, 31), symbol="GC"
+    )
+
+
+@pytest.fixture
+def universe(synth_data, synth_gc, tmp_path, monkeypatch):
+    """A gateway serving MGC.FUT and GC.FUT, GC four times MGC's price a day."""
+    data = {"MGC": synth_data, "GC": synth_gc}
+    costs = {"MGC": 0.0125, "GC": GC_DAY_COST}
+    with FakeDatabento(data, tmp_path / "gateway", cost_per_day=costs) as gw:
+        for key, value in gw.env.items():
+            monkeypatch.setenv(key, value)
+        yield gw
+
+
+def mtimes(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in dbn_files(folder)}
+
+
+def test_second_root_into_an_existing_folder_requests_only_that_root(universe, tmp_path, calendar):
+    cfg = settings(tmp_path, universe)
+    fetch(cfg, calendar)  # MGC alone, as before
+    # an MGC file maps GC contracts too: only its requested symbols (MGC.FUT) count
+    assert "GC" in read_header(final(cfg.dbn, NEEDED[3])).roots
+    before, count = mtimes(cfg.dbn), len(universe.requests)
+    report, out = fetch(settings(tmp_path, universe, symbol="MGC,GC"), calendar)
+    new = universe.requests[count:]
+    assert [(r.root, r.day) for r in new if r.endpoint == "timeseries.get_range"] == [
+        ("GC", d) for d in NEEDED
+    ]
+    assert {r.params["symbols"] for r in new if "symbols" in r.params} == {"GC.FUT"}
+    assert report.plan.missing == tuple(("GC", d) for d in NEEDED)
+    assert report.costs == {"GC": pytest.approx(8 * GC_DAY_COST)}
+    for day in NEEDED:
+        assert final(cfg.dbn, day, "GC").read_bytes() == universe.body(day, "GC")
+    assert {p: t for p, t in mtimes(cfg.dbn).items() if p in before} == before  # MGC untouched
+    assert "MGC: 8 present, 0 missing" in out and "GC: 0 present, 8 missing" in out
+    assert "fetched 8 UTC days of GC" in out
+
+
+def test_two_roots_from_empty_fill_both_folders(universe, tmp_path, calendar, monkeypatch):
+    cfg = settings(tmp_path, universe, symbol="MGC,GC")
+    report, out = fetch(cfg, calendar)
+    pairs = [("MGC", d) for d in NEEDED] + [("GC", d) for d in NEEDED]
+    assert universe.downloads() == pairs and list(report.plan.missing) == pairs
+    for root, day in pairs:
+        assert final(cfg.dbn, day, root).read_bytes() == universe.body(day, root)
+        assert read_header(final(cfg.dbn, day, root)).symbols == (f"{root}.FUT",)
+    assert sorted(p.name for p in cfg.dbn.iterdir() if not p.name.startswith(".")) == [
+        "GC",
+        "MGC",
+    ]
+    assert report.cost == pytest.approx(8 * 0.0125 + 8 * GC_DAY_COST)
+    assert "fetched 16 UTC days of MGC, GC" in out and leftovers(cfg.dbn) == []
+    count = len(universe.requests)
+    monkeypatch.delenv("DATABENTO_API_KEY")  # a rerun: nothing missing, no request
+    report, out = fetch(cfg, calendar)
+    assert report.plan.missing == () and len(universe.requests) == count
+
+
+def test_two_roots_dry_run_prints_the_cost_per_root(universe, tmp_path, calendar):
+    cfg = settings(tmp_path, universe, symbol="MGC,GC")
+    report, out = fetch(cfg, calendar, dry_run=True)
+    costs = {r.params["symbols"]: r.params["start"] for r in universe.calls("metadata.get_cost")}
+    assert costs == {"MGC.FUT": "2024-01-05", "GC.FUT": "2024-01-05"}  # one request per root
+    assert report.costs == {"MGC": pytest.approx(0.1), "GC": pytest.approx(0.4)}
+    assert report.cost == pytest.approx(0.5) and report.files == []
+    assert "MGC: estimated cost of 8 missing UTC days (MGC.FUT): $0.1000" in out
+    assert "GC: estimated cost of 8 missing UTC days (GC.FUT): $0.4000" in out
+    assert "estimated cost of the 16 missing UTC days of MGC, GC: $0.5000" in out
+    assert "dry run: 16 UTC days of MGC, GC would be downloaded" in out
+    assert universe.calls("timeseries.get_range") == [] and not cfg.dbn.exists()
+
+
+def test_fetch_max_cost_applies_to_the_total_of_the_roots(universe, tmp_path, calendar):
+    cfg = settings(tmp_path, universe, symbol="MGC,GC", fetch_max_cost=0.45)  # each root below
+    with pytest.raises(FetchError) as info:
+        fetch(cfg, calendar)
+    assert (
+        "estimated cost $0.5000 of 16 missing UTC days of MGC, GC (MGC: 2024-01-05..2024-01-12 "
+        "($0.1000); GC: 2024-01-05..2024-01-12 ($0.4000)) is above fetch_max_cost $0.45"
+    ) in str(info.value)
+    assert universe.calls("timeseries.get_range") == [] and not cfg.dbn.exists()
+
+
+def test_earlier_layout_files_count_for_the_root_their_header_names(universe, tmp_path, calendar):
+    cfg = settings(tmp_path, universe, symbol="MGC,GC")
+    cfg.dbn.mkdir()
+    # what the earlier version fetched, at the top: MGC's 2024-01-05..08, GC's 2024-01-09
+    for root, day in [*(("MGC", d) for d in NEEDED[:4]), ("GC", D(2024, 1, 9))]:
+        (cfg.dbn / file_name("GLBX.MDP3", day)).write_bytes(universe.body(day, root))
+    before = mtimes(cfg.dbn)
+    _, out = fetch(cfg, calendar)
+    assert universe.downloads() == [("MGC", d) for d in NEEDED[4:]] + [
+        ("GC", d) for d in NEEDED if d != D(2024, 1, 9)
+    ]
+    assert "MGC: 4 present, 4 missing: 2024-01-09..2024-01-12" in out
+    assert "GC: 1 present, 7 missing: 2024-01-05..2024-01-08, 2024-01-10..2024-01-12" in out
+    assert {p: t for p, t in mtimes(cfg.dbn).items() if p in before} == before  # stay put
+    assert not any(final(cfg.dbn, d).exists() for d in NEEDED[:4])
+    assert not final(cfg.dbn, D(2024, 1, 9), "GC").exists()
+    count = len(universe.requests)
+    fetch(cfg, calendar)  # everything present now: no request
+    assert len(universe.requests) == count
+
+
+def test_api_error_of_one_root_names_it(universe, tmp_path, calendar):
+    detail = "license_not_found: no license for GC.FUT"
+    universe.fail(
+        "timeseries.get_range", root="GC", day=D(2024, 1, 6), status=403, detail=detail, times=None
+    )
+    cfg = settings(tmp_path, universe, symbol="MGC,GC")
+    with pytest.raises(FetchError) as info:
+        fetch(cfg, calendar)
+    assert (
+        f"timeseries.get_range of UTC day 2024-01-06 of GC.FUT failed: HTTP 403: {detail}"
+        in str(info.value)
+    )
+    assert universe.downloads()[-2:] == [("GC", D(2024, 1, 5)), ("GC", D(2024, 1, 6))]
+    assert all(final(cfg.dbn, d).exists() for d in NEEDED)  # MGC came first: complete
+    assert not final(cfg.dbn, D(2024, 1, 6), "GC").exists() and leftovers(cfg.dbn) == []
 
 
 # --------------------------------------------------------------------------- the real CLI
@@ -494,7 +634,7 @@ def test_cli_killed_during_a_download_resumes(gateway, tmp_path, calendar):
     try:
         assert gateway.stalling.wait(timeout=120), "the download never started"
         deadline = time.monotonic() + 60
-        while not any(p.stat().st_size for p in run.dbn.glob("*.part")):  # bytes on disk
+        while not any(p.stat().st_size for p in run.dbn.rglob("*.part")):  # bytes on disk
             assert time.monotonic() < deadline, "the client wrote nothing"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -503,7 +643,7 @@ def test_cli_killed_during_a_download_resumes(gateway, tmp_path, calendar):
         gateway.release()
     assert proc.returncode == -signal.SIGKILL
     assert not final(run.dbn, stalled).exists()
-    [part] = run.dbn.glob("*.part")  # the half-written temporary file
+    [part] = (run.dbn / "MGC").glob("*.part")  # the half-written temporary file
     assert 0 < part.stat().st_size < len(gateway.body(stalled))
     assert final(run.dbn, D(2024, 1, 9)).exists() and not run.db.exists()
     count = len(gateway.days_requested())
@@ -577,7 +717,7 @@ def test_every_stop_leaves_the_database_untouched(case, extended, synth_data, tm
         if setup:
             setup(gw)
         before = db_hash(extended.db)
-        files = sorted(extended.dbn.iterdir())
+        files = dbn_files(extended.dbn)
         proc = extended.run(*fetch_args(gw, *extra), env={**gw.env, **env}, check=False)
         text = proc.stdout + proc.stderr
         for fragment in fragments:
@@ -586,7 +726,7 @@ def test_every_stop_leaves_the_database_untouched(case, extended, synth_data, tm
         assert db_hash(extended.db) == before, "the database changed"
         if case in ("no key",):
             assert gw.requests == []
-        new = sorted(set(extended.dbn.iterdir()) - set(files))
+        new = sorted(set(dbn_files(extended.dbn)) - set(files))
         if case in ("no key", "wrong key", "cost", "degraded", "past end"):
             assert gw.calls("timeseries.get_range") == [] and new == []
         else:  # the days before the failing one are complete files; nothing else
@@ -599,12 +739,12 @@ def test_every_stop_leaves_the_database_untouched(case, extended, synth_data, tm
 def test_cli_dry_run_downloads_nothing(extended, synth_data, tmp_path):
     with FakeDatabento(synth_data, tmp_path / "gateway") as gw:
         before = db_hash(extended.db)
-        files = sorted(extended.dbn.iterdir())
+        files = dbn_files(extended.dbn)
         proc = extended.run(*fetch_args(gw, "--dry-run"), env=gw.env, check=True)
         assert "8 present" in proc.stderr and "7 missing: 2024-01-13..2024-01-19" in proc.stderr
         assert "estimated cost of the 7 missing UTC days: $0.0875" in proc.stderr
         assert gw.calls("timeseries.get_range") == []
-        assert sorted(extended.dbn.iterdir()) == files and db_hash(extended.db) == before
+        assert dbn_files(extended.dbn) == files and db_hash(extended.db) == before
 
 
 @pytest.mark.slow
@@ -614,3 +754,14 @@ def test_fetch_is_off_by_default(gateway, tmp_path):
     proc = run.run("--databento-gateway", gateway.url, env=gateway.env, check=False)
     assert "holds no *.dbn or *.dbn.zst file" in proc.stderr
     assert "fetch:" not in proc.stderr and gateway.requests == []
+
+
+@pytest.mark.slow
+def test_cli_dry_run_of_two_roots_prints_the_cost_per_root(universe, tmp_path):
+    run = Run(tmp_path, tmp_path / "dbn", "MGC,GC", START, END)
+    proc = run.run(*fetch_args(universe, "--dry-run"), env=universe.env, check=True)
+    assert "MGC: estimated cost of 8 missing UTC days (MGC.FUT): $0.1000" in proc.stderr
+    assert "GC: estimated cost of 8 missing UTC days (GC.FUT): $0.4000" in proc.stderr
+    assert "estimated cost of the 16 missing UTC days of MGC, GC: $0.5000" in proc.stderr
+    assert universe.calls("timeseries.get_range") == [] and not run.dbn.exists()
+    assert not run.db.exists()
