@@ -54,6 +54,7 @@ def resolve_profile(value: str) -> Path:
 
 
 def backfill_parser() -> argparse.ArgumentParser:
+    """The parser of the backfill command (every flag of the ruleset)."""
     p = argparse.ArgumentParser(
         prog="dbn-backfill",
         description="Backfill Databento DBN ohlcv-1m files into DuckDB bars_1m "
@@ -202,10 +203,12 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
 
 
 def workdir_of(args: argparse.Namespace) -> Path:
+    """The run's work directory: ``--workdir``, else ``<db>.work/`` beside the database."""
     return Path(args.workdir).expanduser().resolve() if args.workdir else default_workdir(args.db)
 
 
 def run_backfill(argv: Sequence[str]) -> int:
+    """``dbn-backfill [flags]``: run the workflow; returns the exit status (2: bad flags)."""
     args = backfill_parser().parse_args(argv)
     try:
         cmd = snakemake_command(args)
@@ -260,6 +263,7 @@ def run_interruptible(cmd: list[str]) -> int:
 
 
 def run_synth(argv: Sequence[str]) -> int:
+    """``dbn-backfill synth``: write sample DBN files; returns the exit status."""
     from dbn_backfill.sampledata import synth
 
     parser = argparse.ArgumentParser(
@@ -270,6 +274,7 @@ def run_synth(argv: Sequence[str]) -> int:
 
 
 def run_show(argv: Sequence[str]) -> int:
+    """``dbn-backfill show``: print what the database holds; returns the exit status."""
     from dbn_backfill.views.show import show
 
     parser = argparse.ArgumentParser(prog="dbn-backfill show", description="Summarize bars_1m.")
@@ -282,6 +287,7 @@ def run_show(argv: Sequence[str]) -> int:
 
 
 def run_paths(argv: Sequence[str]) -> int:
+    """``dbn-backfill paths``: print where the shipped workflow is; returns 0."""
     parser = argparse.ArgumentParser(
         prog="dbn-backfill paths", description="Where the shipped workflow files are."
     )
@@ -299,6 +305,7 @@ def run_paths(argv: Sequence[str]) -> int:
 
 
 def run_report(argv: Sequence[str]) -> int:
+    """``dbn-backfill report``: write the HTML report; returns the exit status."""
     from dbn_backfill.views import report
 
     parser = argparse.ArgumentParser(
@@ -310,6 +317,7 @@ def run_report(argv: Sequence[str]) -> int:
 
 
 def run_status(argv: Sequence[str]) -> int:
+    """``dbn-backfill status``: print the status; returns 0, 1 (attention) or 2 (error)."""
     from dbn_backfill.views import status
 
     parser = argparse.ArgumentParser(
@@ -322,6 +330,7 @@ def run_status(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``dbn-backfill`` entry point: dispatch on the subcommand; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "paths":
         return run_paths(argv[1:])

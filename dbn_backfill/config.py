@@ -208,6 +208,11 @@ def parse_gaps(value: object) -> tuple[tuple[dt.date, ...], tuple[tuple[str, dt.
 
 
 def parse_bool(value: object, key: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, a YAML bool).
+
+    Raises:
+        ConfigError: naming the key and the value.
+    """
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in {"true", "1", "yes"}:
@@ -218,6 +223,11 @@ def parse_bool(value: object, key: str) -> bool:
 
 
 def parse_positive_int(value: object, key: str, zero: bool = False) -> int:
+    """An integer > 0 (>= 0 with ``zero``).
+
+    Raises:
+        ConfigError: naming the key and the value.
+    """
     try:
         number = int(str(value))
     except ValueError:

@@ -16,10 +16,12 @@ def workflow_dir() -> Path:
 
 
 def snakefile() -> Path:
+    """The shipped Snakefile."""
     return workflow_dir() / "Snakefile"
 
 
 def profiles_dir() -> Path:
+    """The shipped Snakemake profiles (``default``, ``slurm``)."""
     return workflow_dir() / "profiles"
 
 

@@ -36,6 +36,7 @@ def outright_pattern(symbol: str) -> re.Pattern[str]:
 
 
 def is_outright(raw_symbol: str, symbol: str) -> bool:
+    """Whether ``raw_symbol`` is an outright of root ``symbol``."""
     return outright_pattern(symbol).match(raw_symbol) is not None
 
 

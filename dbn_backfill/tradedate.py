@@ -60,6 +60,7 @@ class Calendar:
         return pd.Timedelta(hours=24) - pd.Timedelta(hours=hours, minutes=minutes)
 
     def is_business_day(self, day: dt.date) -> bool:
+        """Whether ``day`` is a business day of the calendar."""
         d = np.datetime64(day, "D")
         i = int(np.searchsorted(self.days, d))
         return i < len(self.days) and self.days[i] == d
@@ -80,6 +81,7 @@ class Calendar:
         return [d for d in days if d not in gaps]
 
     def previous_business_day(self, day: dt.date) -> dt.date | None:
+        """The business day before ``day`` (None: before the calendar's first)."""
         i = int(np.searchsorted(self.days, np.datetime64(day, "D"), side="left")) - 1
         return None if i < 0 else pd.Timestamp(self.days[i]).date()
 
@@ -126,6 +128,7 @@ class Calendar:
         return wall.tz_localize(self.session_tz).tz_convert("UTC")
 
     def to_json(self) -> dict[str, object]:
+        """The calendar as JSON values (:meth:`from_json` reads it back)."""
         return {
             "name": self.name,
             "session_tz": self.session_tz,
@@ -135,6 +138,7 @@ class Calendar:
 
     @classmethod
     def load(cls, path: Path) -> Calendar:
+        """The calendar a plan saved at ``path`` (:func:`save_calendar`)."""
         return cls.from_json(json.loads(Path(path).read_text()))
 
     @classmethod

@@ -87,6 +87,7 @@ def header_trade_span(header: SourceHeader, calendar: Calendar) -> tuple[dt.date
 
 
 def overlaps(span: tuple[dt.date, dt.date | None], first: dt.date, last: dt.date) -> bool:
+    """Whether a span (``None``: open-ended) meets ``[first, last]``."""
     lo, hi = span
     return lo <= last and (hi is None or hi >= first)
 

@@ -99,6 +99,7 @@ class Plan:
         raise KeyError(f"no batch {batch_id} in the plan")
 
     def chunk_ids(self) -> list[str]:
+        """Every chunk of the plan, in date order (the same grid for every root)."""
         return [c.chunk_id for b in self.batches for c in b.chunks]
 
 
@@ -231,6 +232,7 @@ def describe_chunks(plan: Plan) -> str:
 
 
 def default_run_id() -> str:
+    """A new run id: the UTC start time and the process id."""
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
 
 

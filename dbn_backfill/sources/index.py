@@ -56,6 +56,7 @@ class IndexedSource:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of the file's bytes, hex."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

@@ -97,6 +97,7 @@ def first_row(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``con``'s database has a table named ``name``."""
     row = first_row(
         con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",

@@ -128,9 +128,7 @@ def missing_days(
 ) -> list[dt.date]:
     """Business days of ``[start, end]`` with no outright bar, less ``expected_gaps``."""
     present = {d for c in chunks for d in c.manifest.days_present}
-    gaps = set(expected_gaps)
-    days = [dt.date.fromisoformat(str(d)) for d in calendar.business_days(start, end)]
-    return [d for d in days if str(d) not in present and d not in gaps]
+    return [d for d in calendar.required_days(start, end, expected_gaps) if str(d) not in present]
 
 
 def merge(

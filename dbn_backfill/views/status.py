@@ -366,6 +366,7 @@ def format_text(status: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``dbn-backfill status``."""
     parser.add_argument("--db", required=True, help="DuckDB file of the backfill")
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
     parser.add_argument("--symbol", default=None, help="CME root (default: the only one)")
