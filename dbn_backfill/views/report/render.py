@@ -45,7 +45,8 @@ th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,td.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 .pass{color:#17803d;font-weight:600}.fail{color:#c62828;font-weight:600}
 .warn{color:#b45309}.muted{color:#666}
-img.chart{max-width:100%;height:auto;border:1px solid #eee}
+img.chart{max-width:100%;height:auto;box-sizing:border-box;border:1px solid #eee}
+#overview td{white-space:nowrap}
 nav{display:flex;flex-wrap:wrap;gap:.2em 1em}details summary{cursor:pointer;margin:.4em 0}
 """
 
