@@ -55,10 +55,15 @@ def package_versions() -> dict[str, str | None]:
 
 
 def config_json(cfg: BackfillConfig) -> dict[str, Any]:
-    """The run's effective settings as JSON values (dates ISO, paths absolute)."""
+    """The run's effective settings as JSON values (dates ISO, paths absolute), keyed as
+    the config schema is: ``symbol`` is the root (a run folder is one root's), or the
+    list of roots of a settings object of several."""
     out: dict[str, Any] = {}
     for key, value in vars(cfg).items():
         if key == "extra":
+            continue
+        if key == "symbols":  # the config key `symbol`: one root, or a list of them
+            out["symbol"] = value[0] if len(value) == 1 else list(value)
             continue
         if isinstance(value, tuple):
             out[key] = [str(v) for v in value]
