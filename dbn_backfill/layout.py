@@ -142,6 +142,16 @@ def root_checkpoint_files(folder: Path | str, root: str | None) -> list[Path]:
     return [f for r in roots for f in checkpoint_files(r)] + checkpoint_files(folder)
 
 
+def checkpoint_roots(folder: Path | str) -> list[str]:
+    """The roots that have a folder of chunk checkpoints in checkpoint folder ``folder``
+    (``<folder>/<ROOT>/chunk_*.json``), sorted; legacy files directly in ``folder`` name
+    their root only in their content (:func:`checkpoint_files` of ``folder``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and checkpoint_files(p))
+
+
 def probe_file(folder: Path | str, pid: int) -> Path:
     """A file written and removed at once to prove ``folder`` writable."""
     return Path(folder) / f".dbn-backfill-probe-{pid}"

@@ -1,15 +1,21 @@
 """``dbn-backfill status``: what a backfill holds and whether it needs attention.
 
-    dbn-backfill status --db PATH --checkpoint DIR [--symbol MGC] [--workdir DIR] [--json]
+    dbn-backfill status --db PATH --checkpoint DIR [--symbol MGC[,GC]] [--workdir DIR] [--json]
+
+Shows every root the database, the checkpoint folder or the work directory knows
+(``--symbol``: those roots only): one root as its line and details; several as a
+table of the roots, then the details of those needing attention.
 
 Reads only: the database through a read-only DuckDB connection (never while a
 backfill holds the database's run lock: then the checkpoints are shown and the
-database is left alone), the checkpoint files, and the latest run's records under
-``<workdir>/results/<SYMBOL>/runs/``. It writes nothing, so it works on a read-only
+database is left alone), each root's checkpoint files (its folder and the legacy
+files directly in the checkpoint folder naming it), and each root's latest run
+records in the work directory. It writes nothing, so it works on a read-only
 database file and checkpoint folder.
 
-Exit status: 0 when all is well, 1 when something needs attention (the reasons are
-listed), 2 when the status cannot be read (no such database, a broken one).
+Exit status over all roots: 0 when all is well, 1 when something needs attention
+(the reasons are listed, each with its root), 2 when the status cannot be read (no
+such database, a broken one, a bad ``--symbol``).
 Needing attention means any of: a chunk whose checkpoint says ``failed`` (with its
 error); a checkpoint left ``in_progress`` while no backfill runs (an interrupted
 run); in the latest run, a failed gate, a merge report without a gates report, or a
@@ -23,17 +29,26 @@ import datetime as dt
 import fcntl
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
+from dbn_backfill.config import parse_symbols
 from dbn_backfill.errors import BackfillError
-from dbn_backfill.layout import Layout, db_lock, find_workdir, root_checkpoint_files
+from dbn_backfill.layout import (
+    Layout,
+    checkpoint_files,
+    checkpoint_roots,
+    db_lock,
+    find_workdir,
+    root_checkpoint_files,
+)
 from dbn_backfill.store import checkpoints as ckpt
 from dbn_backfill.store.database import connect, first_row, table_exists
-from dbn_backfill.tradedate import Calendar
 from dbn_backfill.views.runs import RunConfig, RunRecord, latest_run, trade_calendar
 
 EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
@@ -61,83 +76,89 @@ def lock_holder(db: Path) -> str | None:
         handle.close()
 
 
-def read_checkpoints(checkpoint_dir: Path, symbol: str | None) -> list[dict[str, Any]]:
-    """Every checkpoint of ``symbol`` (of every root when None) in the checkpoint folder."""
+def read_checkpoints(checkpoint_dir: Path, symbol: str) -> list[dict[str, Any]]:
+    """Every checkpoint of root ``symbol`` in the checkpoint folder: the files of its
+    own folder (an unreadable one counts as ``unreadable``) and the legacy files
+    directly in the folder that name it (an unreadable legacy file names no root:
+    :func:`legacy_checkpoints` reports it)."""
     out = []
     for path in root_checkpoint_files(checkpoint_dir, symbol):
         checkpoint = ckpt.read(path.parent, path.stem)
         if checkpoint is None:
-            out.append({"chunk_id": path.stem, "status": "unreadable"})
+            if path.parent != checkpoint_dir:
+                out.append({"chunk_id": path.stem, "status": "unreadable"})
             continue
-        if symbol and checkpoint.symbol != symbol:
+        if checkpoint.symbol != symbol:
             continue
         out.append(checkpoint.to_json())
     return out
 
 
-def _calendar(workdir: Path | None, symbol: str, config: RunConfig | None) -> Calendar:
-    return trade_calendar(config, workdir, symbol)
+def legacy_checkpoints(checkpoint_dir: Path) -> tuple[set[str], list[str]]:
+    """The legacy checkpoint files directly in the checkpoint folder (contract section
+    8): the roots they name, and the files naming no root (unreadable, or no
+    ``symbol``), which no root's status can count."""
+    roots: set[str] = set()
+    orphans = []
+    for path in checkpoint_files(checkpoint_dir):
+        checkpoint = ckpt.read(path.parent, path.stem)
+        if checkpoint is None or not checkpoint.symbol:
+            orphans.append(path.name)
+        else:
+            roots.add(checkpoint.symbol)
+    return roots, orphans
+
+
+def database_roots(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The roots the database's lineage holds (committed trade dates or chunks), sorted."""
+    found: set[str] = set()
+    for table in ("bars_1m_trade_dates", "bars_1m_chunks"):
+        if table_exists(con, table):
+            found |= {r[0] for r in con.execute(f"SELECT DISTINCT symbol FROM {table}").fetchall()}
+    return sorted(found)
 
 
 def database_view(
-    db: Path, symbol: str | None, workdir: Path | None, config: RunConfig | None
+    con: duckdb.DuckDBPyConnection, symbol: str, workdir: Path | None, config: RunConfig | None
 ) -> dict[str, Any]:
     """What the database holds for ``symbol``: span, rows, chunks, missing business days.
 
     ``config`` is the latest run's recorded settings (for its calendar; None: the
     defaults). Returns a JSON-able dict (see :func:`collect`).
-
-    Raises:
-        BackfillError: several symbols and none chosen.
-        SchemaMismatchError: the database is missing or not DuckDB.
     """
-    con = connect(db, read_only=True)
-    try:
-        if not table_exists(con, "bars_1m_trade_dates"):
-            return {"symbol": symbol, "trade_dates": 0, "rows": 0, "chunks": 0}
-        if symbol is None:
-            symbols = [
-                r[0]
-                for r in con.execute(
-                    "SELECT DISTINCT symbol FROM bars_1m_trade_dates ORDER BY 1"
-                ).fetchall()
-            ]
-            if len(symbols) > 1:
-                raise BackfillError(f"{db} holds symbols {symbols}; choose one with --symbol")
-            symbol = symbols[0] if symbols else None
-        first, last, n_days, contracts = first_row(
-            con.execute(
-                "SELECT min(trade_date), max(trade_date), count(*), "
-                "count(DISTINCT source_symbol) FROM bars_1m_trade_dates WHERE symbol = ?",
-                [symbol],
-            )
-        ) or (None, None, 0, 0)
-        (rows,) = first_row(
-            con.execute("SELECT count(*) FROM bars_1m WHERE symbol = ?", [symbol])
-        ) or (0,)
-        n_chunks, last_commit = first_row(
-            con.execute(
-                "SELECT count(*), max(committed_at) FROM bars_1m_chunks WHERE symbol = ?",
-                [symbol],
-            )
-        ) or (0, None)
-        committed = {
-            r[0]
-            for r in con.execute(
-                "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ?", [symbol]
-            ).fetchall()
-        }
-        have = {
-            r[0]
-            for r in con.execute(
-                "SELECT trade_date FROM bars_1m_trade_dates WHERE symbol = ?", [symbol]
-            ).fetchall()
-        }
-    finally:
-        con.close()
+    if not table_exists(con, "bars_1m_trade_dates"):
+        return {"symbol": symbol, "trade_dates": 0, "rows": 0, "chunks": 0}
+    first, last, n_days, contracts = first_row(
+        con.execute(
+            "SELECT min(trade_date), max(trade_date), count(*), "
+            "count(DISTINCT source_symbol) FROM bars_1m_trade_dates WHERE symbol = ?",
+            [symbol],
+        )
+    ) or (None, None, 0, 0)
+    (rows,) = first_row(con.execute("SELECT count(*) FROM bars_1m WHERE symbol = ?", [symbol])) or (
+        0,
+    )
+    n_chunks, last_commit = first_row(
+        con.execute(
+            "SELECT count(*), max(committed_at) FROM bars_1m_chunks WHERE symbol = ?",
+            [symbol],
+        )
+    ) or (0, None)
+    committed = {
+        r[0]
+        for r in con.execute(
+            "SELECT chunk_id FROM bars_1m_chunks WHERE symbol = ?", [symbol]
+        ).fetchall()
+    }
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT trade_date FROM bars_1m_trade_dates WHERE symbol = ?", [symbol]
+        ).fetchall()
+    }
     missing: list[str] = []
-    if first is not None and symbol is not None:
-        calendar = _calendar(workdir, symbol, config)
+    if first is not None:
+        calendar = trade_calendar(config, workdir, symbol)
         days = (pd.Timestamp(d).date() for d in calendar.business_days(first, last))
         missing = [str(d) for d in days if d not in have]
     return {
@@ -188,30 +209,22 @@ def run_view(run: RunRecord | None) -> dict[str, Any] | None:
     }
 
 
-def collect(
-    db: Path, checkpoint: Path, symbol: str | None = None, workdir: Path | None = None
+def collect_root(
+    con: duckdb.DuckDBPyConnection | None,
+    db: Path,
+    checkpoint: Path,
+    symbol: str,
+    workdir: Path | None,
+    holder: str | None,
 ) -> dict[str, Any]:
-    """The status as a JSON-able dict; ``attention`` lists what needs attention.
-
-    Raises:
-        SchemaMismatchError: the database is missing or not DuckDB.
-        BackfillError: several symbols and none chosen.
-    """
-    db, checkpoint = Path(db), Path(checkpoint)
-    holder = lock_holder(db)
+    """The status of one root as a JSON-able dict; ``attention`` lists what needs
+    attention. ``con``: a read-only connection to the database (None while a backfill
+    holds its run lock, ``holder``: then the database is not read)."""
     states = read_checkpoints(checkpoint, symbol)
-    if symbol is None:
-        named = {s.get("symbol") for s in states if s.get("symbol")}
-        symbol = named.pop() if len(named) == 1 else None
-    run = latest_run(workdir, symbol) if workdir is not None and symbol else None
-    if holder is None:
-        database = database_view(db, symbol, workdir, run.config if run else None)
-        symbol = database["symbol"]
-        if run is None and workdir is not None and symbol:
-            run = latest_run(workdir, symbol)
+    run = latest_run(workdir, symbol) if workdir is not None else None
+    if con is not None:
+        database = database_view(con, symbol, workdir, run.config if run else None)
     else:
-        if not db.exists():
-            raise BackfillError(f"database {db} does not exist")
         database = {"skipped": f"a backfill is running ({holder}); the database is not opened"}
     committed = set(database.pop("committed_chunk_ids", []))
 
@@ -283,22 +296,89 @@ def collect(
     }
 
 
+def collect(
+    db: Path,
+    checkpoint: Path,
+    symbols: Sequence[str] | None = None,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """The status of every root as a JSON-able dict: ``roots`` maps each root to its
+    status (:func:`collect_root`); ``attention`` lists what needs attention over all
+    roots (each reason led by its root), ``ok`` whether nothing does.
+
+    Args:
+        db, checkpoint, workdir: the database, the checkpoint folder, the work directory
+            of the runs (None: no run records).
+        symbols: the roots to show (None: every root the database, the checkpoint
+            folder or the work directory knows).
+
+    Raises:
+        SchemaMismatchError: the database is missing or not DuckDB.
+        BackfillError: the database cannot be read.
+    """
+    db, checkpoint = Path(db), Path(checkpoint)
+    holder = lock_holder(db)
+    if holder is not None and not db.exists():
+        raise BackfillError(f"database {db} does not exist")
+    legacy, orphans = legacy_checkpoints(checkpoint)
+    con = connect(db, read_only=True) if holder is None else None
+    try:
+        if symbols:
+            roots = list(symbols)
+        else:
+            known = set(legacy) | set(checkpoint_roots(checkpoint))
+            if workdir is not None:
+                known |= set(Layout(Path(workdir)).roots_with_runs())
+            if con is not None:
+                known |= set(database_roots(con))
+            roots = sorted(known)
+        per_root = {r: collect_root(con, db, checkpoint, r, workdir, holder) for r in roots}
+    finally:
+        if con is not None:
+            con.close()
+    shared = [
+        f"checkpoint {name} directly in {checkpoint} names no root (unreadable, or no "
+        "symbol): no run can use it; move or remove it"
+        for name in orphans
+    ]
+    attention = [f"{r}: {a}" for r, s in per_root.items() for a in s["attention"]] + shared
+    return {
+        "ok": not attention,
+        "attention": attention,
+        "db": str(db),
+        "symbols": roots,
+        "running": holder,
+        "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "checkpoint": str(checkpoint),
+        "workdir": str(workdir) if workdir is not None else None,
+        "unassigned_checkpoints": orphans,
+        "attention_shared": shared,
+        "roots": per_root,
+    }
+
+
 def _clip(text: object, width: int = 300) -> str:
     s = str(text)
     return s if len(s) <= width else s[: width - 3] + "..."
 
 
-def format_text(status: dict[str, Any]) -> str:
-    """The compact human view of :func:`collect`'s result."""
-    head = "OK" if status["ok"] else f"NEEDS ATTENTION ({len(status['attention'])})"
-    lines = [f"dbn-backfill status: {status['symbol'] or '?'} in {status['db']}: {head}"]
+#: The checkpoint statuses in the order the views show them.
+CHUNK_ORDER = ("done", "failed", "in_progress", "pending")
+
+
+def format_root(status: dict[str, Any], title: str, shared: Sequence[str] = ()) -> str:
+    """The human view of one root's status (:func:`collect_root`): a line ``title``:
+    OK / NEEDS ATTENTION, then its details; ``shared`` are reasons for attention that
+    belong to no root (listed with the root's own)."""
+    attention = [*status["attention"], *shared]
+    head = "OK" if not attention else f"NEEDS ATTENTION ({len(attention)})"
+    lines = [f"{title}: {head}"]
     if status["running"]:
         lines.append(f"  running now: {status['running']}")
     c = status["chunks"]
-    order = ["done", "failed", "in_progress", "pending"]
     counts = c["counts"]
-    shown = [f"{counts.get(k, 0)} {k}" for k in order]
-    shown += [f"{v} {k}" for k, v in sorted(counts.items()) if k not in order]
+    shown = [f"{counts.get(k, 0)} {k}" for k in CHUNK_ORDER]
+    shown += [f"{v} {k}" for k, v in sorted(counts.items()) if k not in CHUNK_ORDER]
     lines.append(f"  chunks: {', '.join(shown)} (checkpoints in {c['folder']})")
     for f in c["failed"]:
         lines.append(f"    failed {f['chunk_id']}: {_clip(f['error'])}")
@@ -359,9 +439,88 @@ def format_text(status: dict[str, Any]) -> str:
                     lines.append(f"      FAIL {x['name']}: {_clip(x['detail'])}")
         else:
             lines.append("    gates: no report")
-    if status["attention"]:
+    if attention:
         lines.append("  needs attention:")
-        lines += [f"    - {_clip(a, 400)}" for a in status["attention"]]
+        lines += [f"    - {_clip(a, 400)}" for a in attention]
+    return "\n".join(lines)
+
+
+def _latest_run_cell(root: dict[str, Any]) -> str:
+    """The latest run column of the roots table: its id and how it ended."""
+    r = root["last_run"]
+    if r is None:
+        return "none" if root["workdir"] else "unknown (give --workdir)"
+    g = r["gates"]
+    if g:
+        n_pass = sum(1 for x in g["gates"] if x.get("passed"))
+        word = "passed" if g["passed"] else "FAILED"
+        return f"{r['run_id']}: gates {word} ({n_pass}/{len(g['gates'])})"
+    return f"{r['run_id']}: " + ("no gates report" if r["merge"] else "no merge report")
+
+
+def roots_table(status: dict[str, Any]) -> list[list[str]]:
+    """The rows of the roots table of :func:`collect`'s result, header first: root,
+    OK or attention, chunks by status, committed trade dates, rows, business days
+    without bars, latest run."""
+    rows = [["root", "state", "chunks done/failed/in_progress/pending", "trade dates",
+             "rows", "days without bars", "latest run"]]  # fmt: skip
+    for name, root in status["roots"].items():
+        counts = root["chunks"]["counts"]
+        chunks = "/".join(str(counts.get(k, 0)) for k in CHUNK_ORDER)
+        chunks += "".join(f" +{v} {k}" for k, v in sorted(counts.items()) if k not in CHUNK_ORDER)
+        d = root["database"]
+        if "skipped" in d:
+            span, n_rows, missing = "(not read: a backfill is running)", "", ""
+        elif d.get("first_trade_date"):
+            span = f"{d['first_trade_date']} .. {d['last_trade_date']}"
+            n_rows, missing = f"{d['rows']:,}", str(len(d["missing_business_days"]))
+        else:
+            span, n_rows, missing = "nothing committed", "0", ""
+        state = "OK" if root["ok"] else f"ATTENTION ({len(root['attention'])})"
+        rows.append([name, state, chunks, span, n_rows, missing, _latest_run_cell(root)])
+    return rows
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.rjust(w) if i in right and n else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for n, row in enumerate(rows)
+    ]
+
+
+def format_text(status: dict[str, Any]) -> str:
+    """The compact human view of :func:`collect`'s result.
+
+    One root: that root's line and its details. Several: a table of the roots, then
+    the details of each root that needs attention, then reasons that belong to no root.
+    """
+    roots = status["roots"]
+    shared = status["attention_shared"]
+    if len(roots) == 1:
+        ((name, root),) = roots.items()
+        return format_root(root, f"dbn-backfill status: {name} in {status['db']}", shared)
+    head = "OK" if status["ok"] else f"NEEDS ATTENTION ({len(status['attention'])})"
+    names = ", ".join(roots) or "none found"
+    lines = [f"dbn-backfill status: {len(roots)} roots ({names}) in {status['db']}: {head}"]
+    if status["running"]:
+        lines.append(f"  running now: {status['running']}")
+    if roots:
+        lines.append(f"  checkpoints in {status['checkpoint']}")
+        lines += ["  " + line for line in _table(roots_table(status), right={4, 5})]
+    else:
+        lines.append(
+            "  no root found: the database, the checkpoint folder and the work directory name none"
+        )
+    for name, root in roots.items():
+        if not root["ok"]:
+            lines += ["", format_root(root, name)]
+    if shared:
+        lines += ["", "needs attention (no root):"]
+        lines += [f"  - {_clip(a, 400)}" for a in shared]
     return "\n".join(lines)
 
 
@@ -369,7 +528,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``dbn-backfill status``."""
     parser.add_argument("--db", required=True, help="DuckDB file of the backfill")
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    parser.add_argument("--symbol", default=None, help="CME root (default: the only one)")
+    parser.add_argument(
+        "--symbol",
+        default=None,
+        help="CME root(s) to show, e.g. MGC or MGC,GC (default: every root found)",
+    )
     parser.add_argument(
         "--workdir",
         default=None,
@@ -381,9 +544,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``status`` subcommand: print, return the exit status."""
 
-    workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol, Path(args.db))
     try:
-        status = collect(Path(args.db), Path(args.checkpoint), symbol=args.symbol, workdir=workdir)
+        symbols = parse_symbols(args.symbol) if args.symbol else None
+        one = symbols[0] if symbols and len(symbols) == 1 else None
+        workdir = Path(args.workdir) if args.workdir else find_workdir(one, Path(args.db))
+        status = collect(Path(args.db), Path(args.checkpoint), symbols=symbols, workdir=workdir)
     except BackfillError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc)}))

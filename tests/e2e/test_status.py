@@ -76,8 +76,14 @@ def status(run: Run, *extra: str, workdir: bool = True) -> subprocess.CompletedP
 
 
 def status_json(run: Run) -> tuple[int, dict]:
+    """The exit status and the root's object of ``status --json`` (one per root under
+    ``roots``; a script reading one root picks it there)."""
     proc = status(run, "--json")
-    return proc.returncode, json.loads(proc.stdout)
+    js = json.loads(proc.stdout)
+    assert js["symbols"] == ["MGC"] and list(js["roots"]) == ["MGC"], js
+    root = js["roots"]["MGC"]
+    assert js["ok"] is root["ok"] and js["attention"] == [f"MGC: {a}" for a in root["attention"]]
+    return proc.returncode, root
 
 
 def table_facts(db: Path) -> tuple[int, str, str, int]:

@@ -1,7 +1,12 @@
 """``dbn-backfill report``: one self-contained HTML file showing what a backfill did.
 
-    dbn-backfill report --db PATH [--checkpoint DIR] [--workdir DIR] [--symbol MGC]
+    dbn-backfill report --db PATH [--checkpoint DIR] [--workdir DIR] [--symbol MGC[,GC]]
                         --out report.html [--charts-dir DIR] [--session-calendar NAME]
+
+One root (``--symbol MGC``, or a database of one root) gives that root's report; a
+database of several roots (or ``--symbol MGC,GC``) one report with an overview of the
+roots (spans, rows, contracts, rolls, the gates of each root's latest run) first and
+then a section per root holding what one root's report holds.
 
 It reads the database through a read-only connection (and the run records under the
 work directory, the checkpoint files), writes nothing but ``--out`` (and the chart
@@ -29,35 +34,48 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbn_backfill.config import parse_symbols
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.layout import find_workdir
 from dbn_backfill.views.report.figures import render_charts
-from dbn_backfill.views.report.gather import collect
-from dbn_backfill.views.report.model import ReportError, ReportModel
-from dbn_backfill.views.report.render import to_html
+from dbn_backfill.views.report.gather import collect, collect_universe
+from dbn_backfill.views.report.model import ReportError, ReportModel, UniverseModel
+from dbn_backfill.views.report.render import universe_html
 
-__all__ = ["Report", "ReportError", "ReportModel", "add_arguments", "collect", "run",
-           "write_report"]  # fmt: skip
+__all__ = ["Report", "ReportError", "ReportModel", "UniverseModel", "add_arguments", "collect",
+           "collect_universe", "run", "write_report"]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Report:
-    """A written report: its model, its chart PNGs by name, and the HTML file."""
+    """A written report: its model (every root shown), each root's chart PNGs by name,
+    and the HTML file."""
 
-    model: ReportModel
-    charts: Mapping[str, bytes]
+    universe: UniverseModel
+    charts: Mapping[str, Mapping[str, bytes]]
     out: Path
+
+    @property
+    def model(self) -> ReportModel:
+        """The model of a report of one root.
+
+        Raises:
+            ValueError: the report shows several roots (see :attr:`universe`).
+        """
+        if not self.universe.single:
+            raise ValueError(f"a report of {len(self.universe.roots)} roots: use universe")
+        return self.universe.roots[0]
 
 
 def write_report(
     out: Path,
     db: Path,
     *,
-    symbol: str | None = None,
+    symbol: str | Sequence[str] | None = None,
     checkpoint: Path | None = None,
     workdir: Path | None = None,
     session_calendar: str | None = None,
@@ -65,42 +83,57 @@ def write_report(
 ) -> Report:
     """Collect, draw, render and write the report.
 
+    One root (``symbol`` a root, or a database of one root) gives that root's page;
+    several (a list, or None on a database of several roots) the universe page: the
+    overview, then a section per root.
+
     Args:
         out: the HTML file to write (replaced atomically; its folder is created).
-        db, symbol, checkpoint, workdir, session_calendar: as for
+        symbol: the root, or the roots in the order shown (None: every root of the
+            database).
+        db, checkpoint, workdir, session_calendar: as for
             :func:`~dbn_backfill.views.report.gather.collect`.
-        charts_dir: also write the chart PNGs there (``<name>.png``), if given.
+        charts_dir: also write the chart PNGs there (``<name>.png`` for one root,
+            ``<ROOT>/<name>.png`` for several), if given.
 
     Returns:
         The :class:`Report` written.
 
     Raises:
-        ReportError: no lineage in the database, no symbol or several.
+        ReportError: no lineage in the database, or no symbol.
         SchemaMismatchError: no such database, or not DuckDB.
         OSError: ``out`` or ``charts_dir`` cannot be written.
     """
-    model = collect(
-        db, symbol=symbol, checkpoint=checkpoint, workdir=workdir,
+    symbols = [symbol] if isinstance(symbol, str) else symbol
+    universe = collect_universe(
+        db, symbols=symbols, checkpoint=checkpoint, workdir=workdir,
         session_calendar=session_calendar,
     )  # fmt: skip
-    charts = render_charts(model)
+    charts = {m.symbol: render_charts(m) for m in universe.roots}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(to_html(model, charts), encoding="utf-8")
+    tmp.write_text(universe_html(universe, charts), encoding="utf-8")
     os.replace(tmp, out)
     if charts_dir is not None:
-        Path(charts_dir).mkdir(parents=True, exist_ok=True)
-        for name, png in charts.items():
-            (Path(charts_dir) / f"{name}.png").write_bytes(png)
-    return Report(model=model, charts=charts, out=out)
+        for root, pngs in charts.items():
+            folder = Path(charts_dir) if universe.single else Path(charts_dir) / root
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, png in pngs.items():
+                (folder / f"{name}.png").write_bytes(png)
+    return Report(universe=universe, charts=charts, out=out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` subcommand's options to ``parser``."""
     parser.add_argument("--db", required=True, help="DuckDB file of the backfill")
     parser.add_argument("--out", required=True, help="HTML file to write")
-    parser.add_argument("--symbol", default=None, help="CME root (default: the db's only one)")
+    parser.add_argument(
+        "--symbol",
+        default=None,
+        help="CME root(s), e.g. MGC or MGC,GC (default: every root of the database; one "
+        "root: its own report, several: an overview and a section per root)",
+    )
     parser.add_argument("--checkpoint", default=None, help="checkpoint folder (optional)")
     parser.add_argument(
         "--workdir",
@@ -122,12 +155,14 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 when written; 2 when it cannot be made (the error printed to stderr).
     """
-    workdir = Path(args.workdir) if args.workdir else find_workdir(args.symbol, Path(args.db))
     try:
+        symbols = parse_symbols(args.symbol) if args.symbol else None
+        one = symbols[0] if symbols and len(symbols) == 1 else None
+        workdir = Path(args.workdir) if args.workdir else find_workdir(one, Path(args.db))
         report = write_report(
             Path(args.out),
             Path(args.db),
-            symbol=args.symbol,
+            symbol=symbols,
             checkpoint=Path(args.checkpoint) if args.checkpoint else None,
             workdir=workdir,
             session_calendar=args.session_calendar,
@@ -136,9 +171,9 @@ def run(args: argparse.Namespace) -> int:
     except BackfillError as exc:
         print(f"dbn-backfill report: error: {exc}", file=sys.stderr)
         return 2
-    model = report.model
-    print(
-        f"dbn-backfill report: {model.symbol}, {len(model.days):,} trade dates, "
-        f"{len(model.rolls)} rolls, {len(model.chunks):,} chunks -> {Path(args.out).resolve()}"
+    shown = "; ".join(
+        f"{m.symbol}, {len(m.days):,} trade dates, {len(m.rolls)} rolls, {len(m.chunks):,} chunks"
+        for m in report.universe.roots
     )
+    print(f"dbn-backfill report: {shown} -> {Path(args.out).resolve()}")
     return 0

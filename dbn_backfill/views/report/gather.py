@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from dbn_backfill.views.report.model import (
     Settings,
     Source,
     TradeDay,
+    UniverseModel,
 )
 from dbn_backfill.views.runs import RunRecord, list_runs, package_versions, trade_calendar
 
@@ -71,6 +73,27 @@ def default_symbol(con: duckdb.DuckDBPyConnection, db: Path) -> str:
     if len(symbols) != 1:
         raise ReportError(f"{db} holds {len(symbols)} symbols {symbols}; choose one with --symbol")
     return str(symbols[0])
+
+
+def database_symbols(db: Path) -> list[str]:
+    """Every symbol of the database's lineage, sorted.
+
+    Raises:
+        ReportError: no lineage in the database.
+        SchemaMismatchError: no such database, or not DuckDB.
+    """
+    con = connect(Path(db), read_only=True)
+    try:
+        if not table_exists(con, "bars_1m_trade_dates"):
+            raise ReportError(f"{db} holds no backfill lineage (table bars_1m_trade_dates)")
+        return [
+            str(r[0])
+            for r in con.execute(
+                "SELECT DISTINCT symbol FROM bars_1m_trade_dates ORDER BY 1"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
 
 
 def chunk_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
@@ -369,6 +392,49 @@ def collect(
         gates_origin=_relative(with_gates[-1].gates_origin, workdir) if with_gates else None,
         settings=_settings(symbol, recorded, workdir, lineage),
         checkpoints=checkpoint_summary(checkpoint, symbol) if checkpoint is not None else None,
+    )
+
+
+def collect_universe(
+    db: Path,
+    *,
+    symbols: Sequence[str] | None = None,
+    checkpoint: Path | None = None,
+    workdir: Path | None = None,
+    session_calendar: str | None = None,
+) -> UniverseModel:
+    """Read the report of several roots: :func:`collect` of each.
+
+    Args:
+        symbols: the roots, in the order shown (None: every root of the database's
+            lineage, sorted).
+        db, checkpoint, workdir, session_calendar: as for :func:`collect` (a
+            ``session_calendar`` given holds for every root).
+
+    Returns:
+        The universe model (one root: :attr:`UniverseModel.single`).
+
+    Raises:
+        ReportError: no lineage in the database, or no symbol in it.
+        SchemaMismatchError: no such database, or not DuckDB.
+    """
+    roots = list(symbols) if symbols else database_symbols(db)
+    if not roots:
+        raise ReportError(f"{db} holds no symbol: nothing is committed yet")
+    models = tuple(
+        collect(
+            db,
+            symbol=root,
+            checkpoint=checkpoint,
+            workdir=workdir,
+            session_calendar=session_calendar,
+        )  # fmt: skip
+        for root in roots
+    )
+    return UniverseModel(
+        db=Path(db),
+        generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        roots=models,
     )
 
 

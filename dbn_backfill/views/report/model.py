@@ -209,3 +209,93 @@ class ReportModel:
     def source_bytes(self) -> int:
         """Total size of the source files."""
         return sum(s.size for s in self.sources)
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    """One root in the universe overview: its committed span, trade dates, bars,
+    contracts and rolls, and the gates of its latest run.
+
+    ``gates_passed`` is None when the latest run has no gates report (or there is no
+    run record); ``gates`` is ``(passed, total)`` of that report.
+    """
+
+    root: str
+    first_trade_date: dt.date | None
+    last_trade_date: dt.date | None
+    trade_dates: int
+    rows: int
+    contracts: int
+    rolls: int
+    rolls_back: int
+    missing_days: int
+    latest_run: str | None
+    gates_passed: bool | None
+    gates: tuple[int, int] | None
+
+    @classmethod
+    def of(cls, model: ReportModel) -> OverviewRow:
+        """The overview row of one root's report model."""
+        run = model.run
+        report = run.gates if run is not None else None
+        return cls(
+            root=model.symbol,
+            first_trade_date=model.first_trade_date,
+            last_trade_date=model.last_trade_date,
+            trade_dates=len(model.days),
+            rows=model.bars,
+            contracts=model.contracts if not model.days.empty else 0,
+            rolls=len(model.rolls),
+            rolls_back=model.rolls_back,
+            missing_days=len(model.missing_days),
+            latest_run=run.run_id if run is not None else None,
+            gates_passed=report.passed if report is not None else None,
+            gates=(sum(1 for g in report.gates if g.passed), len(report.gates))
+            if report is not None
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class UniverseModel:
+    """The report of several roots of one database: each root's :class:`ReportModel`
+    (sorted by root) and the overview of them all.
+
+    A universe of one root is that root's report as it always was (:attr:`single`).
+    """
+
+    db: Path
+    generated_at: str
+    roots: tuple[ReportModel, ...]
+
+    @property
+    def single(self) -> bool:
+        """Whether this is one root's report."""
+        return len(self.roots) == 1
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The roots shown, in order."""
+        return tuple(m.symbol for m in self.roots)
+
+    @property
+    def overview(self) -> tuple[OverviewRow, ...]:
+        """One row per root."""
+        return tuple(OverviewRow.of(m) for m in self.roots)
+
+    @property
+    def first_trade_date(self) -> dt.date | None:
+        """The first trade date any root committed (None: none did)."""
+        firsts = [m.first_trade_date for m in self.roots if m.first_trade_date is not None]
+        return min(firsts) if firsts else None
+
+    @property
+    def last_trade_date(self) -> dt.date | None:
+        """The last trade date any root committed (None: none did)."""
+        lasts = [m.last_trade_date for m in self.roots if m.last_trade_date is not None]
+        return max(lasts) if lasts else None
+
+    @property
+    def rows(self) -> int:
+        """Bars of every root shown."""
+        return sum(m.bars for m in self.roots)

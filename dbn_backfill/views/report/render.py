@@ -1,9 +1,12 @@
 """The report model as one self-contained HTML page (Jinja2, autoescaped).
 
-The page is ``templates/report.html.j2``: the same sections, tables and ids for every
-report. Charts come in as PNG bytes and are embedded as ``data:`` URIs, so the page
-needs nothing else (no script, no stylesheet, no external URL). This module formats
-values for the page; it reads and draws nothing.
+The page of one root is ``templates/report.html.j2``: the same sections, tables and
+ids for every report. The page of several roots, ``templates/universe.html.j2``, starts
+with an overview of the roots (``#overview``), then holds one root's sections per root,
+every id led by ``<ROOT>-`` (``#MGC-rolls``, ``#GC-chart-rolls``); both take a root's
+sections from ``templates/root.html.j2``. Charts come in as PNG bytes and are
+embedded as ``data:`` URIs, so the page needs nothing else (no script, no stylesheet,
+no external URL). This module formats values for the page; it reads and draws nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import Any
 
 import jinja2
 
-from dbn_backfill.views.report.model import ReportModel
+from dbn_backfill.views.report.model import ReportModel, UniverseModel
 
-#: The template of the page, in the package's ``templates`` folder.
+#: The template of one root's page, in the package's ``templates`` folder.
 TEMPLATE = "report.html.j2"
+#: The template of a page of several roots (an overview, then a section per root).
+UNIVERSE_TEMPLATE = "universe.html.j2"
 #: A table of more rows than this is folded (``<details>``).
 FOLD_ROWS = 40
 #: The charts the page shows, by name.
@@ -28,16 +33,21 @@ CHARTS = ("rolls", "rolls_detail", "bars_per_day")
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em 2em;
 color:#222;max-width:1500px}
+@media (max-width:600px){body{margin:1em .7em}}
 h1{font-size:1.5em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;
 margin-top:1.8em}
+h1,h2,h3,h4,p,li,summary{overflow-wrap:anywhere}
+section{border-top:3px solid #9aa5b1;margin-top:2.5em}section>h2{border-bottom:none}
+div.wide{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,td.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 .pass{color:#17803d;font-weight:600}.fail{color:#c62828;font-weight:600}
 .warn{color:#b45309}.muted{color:#666}
-img.chart{max-width:100%;border:1px solid #eee}
-nav a{margin-right:1em}details summary{cursor:pointer;margin:.4em 0}
+img.chart{max-width:100%;height:auto;box-sizing:border-box;border:1px solid #eee}
+#overview td{white-space:nowrap}
+nav{display:flex;flex-wrap:wrap;gap:.2em 1em}details summary{cursor:pointer;margin:.4em 0}
 """
 
 
@@ -110,3 +120,28 @@ def to_html(model: ReportModel, charts: Mapping[str, bytes]) -> str:
         raise KeyError(f"charts missing: {missing}")
     template = environment().get_template(TEMPLATE)
     return template.render(model=model, charts=charts, css=CSS, fold_rows=FOLD_ROWS)
+
+
+def universe_html(universe: UniverseModel, charts: Mapping[str, Mapping[str, bytes]]) -> str:
+    """The report of several roots as one HTML document: the overview, then a section
+    per root (one root: :func:`to_html` of it, the page of one root as it always was).
+
+    Args:
+        universe: what the report shows.
+        charts: each root's PNG bytes of :data:`CHARTS`, by root.
+
+    Returns:
+        The HTML text.
+
+    Raises:
+        KeyError: a root's charts, or a chart of :data:`CHARTS`, are missing.
+    """
+    if universe.single:
+        (model,) = universe.roots
+        return to_html(model, charts[model.symbol])
+    for model in universe.roots:
+        missing = [name for name in CHARTS if name not in charts[model.symbol]]
+        if missing:
+            raise KeyError(f"charts of {model.symbol} missing: {missing}")
+    template = environment().get_template(UNIVERSE_TEMPLATE)
+    return template.render(universe=universe, charts=charts, css=CSS, fold_rows=FOLD_ROWS)

@@ -18,7 +18,7 @@ def main() -> None:
     )
     for name in ("rolls", "rolls_detail", "bars"):
         key = "bars_per_day" if name == "bars" else name
-        Path(output[name]).write_bytes(data.charts[key])
+        Path(output[name]).write_bytes(data.charts[params.symbol][key])
     shutil.copyfile(snakemake.input.gates, output.gates)
 
 
