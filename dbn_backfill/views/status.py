@@ -37,6 +37,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from dbn_backfill.chunks.grid import plan_chunks
 from dbn_backfill.config import parse_symbols
 from dbn_backfill.errors import BackfillError
 from dbn_backfill.layout import (
@@ -209,6 +210,39 @@ def run_view(run: RunRecord | None) -> dict[str, Any] | None:
     }
 
 
+def run_progress(
+    run: RunRecord | None, done: int, workdir: Path | None, symbol: str
+) -> dict[str, Any]:
+    """How far the running backfill is for ``symbol``: chunks committed (checkpoints
+    ``done``) of the chunks its plan holds (the grid of the run's own settings, None
+    when its record is not written yet), and since when it runs."""
+    config = run.config if run is not None else None
+    planned = None
+    if config is not None:
+        try:
+            start = dt.date.fromisoformat(str(config.settings["start"]))
+            end = dt.date.fromisoformat(str(config.settings["end"]))
+            chunk_days = int(config.settings["chunk_days"])
+        except (KeyError, ValueError, TypeError):
+            pass
+        else:
+            calendar = trade_calendar(config, workdir, symbol)
+            batches = plan_chunks(calendar, start, end, chunk_days, chunks_per_job=1)
+            planned = sum(len(b.chunks) for b in batches)
+    return {"done": done, "planned": planned, "since": config.started_at if config else None}
+
+
+def stop_line(log: Path) -> str | None:
+    """The line of a step's log saying why it stopped (``... stopped: ...``), if any."""
+    try:
+        for line in log.read_text(errors="replace").splitlines():
+            if " stopped: " in line or " crashed" in line:
+                return _clip(line.split(": ", 1)[-1] if ": " in line else line, 400)
+    except OSError:
+        return None
+    return None
+
+
 def collect_root(
     con: duckdb.DuckDBPyConnection | None,
     db: Path,
@@ -257,23 +291,36 @@ def collect_root(
     }
 
     attention = []
-    for f in chunks["failed"]:
+    steps: list[str] = []  # what to type next, once each
+    for f in by_status.get("failed", []):
         attention.append(f"chunk {f['chunk_id']} failed: {f['error']}")
+        if (f.get("error_kind") or "data") == "data":
+            step = "fix the file named above, then rerun the same command with --retry-failed"
+        else:
+            step = "fix the machine's fault (disk, permissions), then rerun the same command"
+        if step not in steps:
+            steps.append(step)
     if holder is None:
         for p in chunks["in_progress"]:
             attention.append(
                 f"chunk {p['chunk_id']} is in_progress (since {p['started_at']}) but no "
                 "backfill is running: a run was interrupted; rerun the same command"
             )
+            if "rerun the same command (it resumes)" not in steps:
+                steps.append("rerun the same command (it resumes)")
     for chunk_id in chunks["unreadable"]:
         attention.append(f"checkpoint {chunk_id}.json is unreadable")
     last = run_view(run)
+    progress = None
+    if holder is not None:
+        progress = run_progress(run, counts.get("done", 0), workdir, symbol)
     if run is not None and holder is None:
         if run.merge is None and run.gates is None:
             merge_log = Layout(Path(workdir or ".")).log("merge_chunks", run.run_id)
+            why = stop_line(merge_log)
             attention.append(
                 f"run {run.run_id} has no merge report: it stopped before its merge "
-                f"finished (see {merge_log})"
+                f"finished ({why or 'see ' + str(merge_log)})"
             )
         elif run.merge is not None and run.gates is None:
             attention.append(
@@ -288,6 +335,8 @@ def collect_root(
         "db": str(db),
         "symbol": symbol,
         "running": holder,
+        "progress": progress,
+        "next": steps if attention else [],
         "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "database": database,
         "chunks": chunks,
@@ -317,9 +366,7 @@ def collect(
         BackfillError: the database cannot be read.
     """
     db, checkpoint = Path(db), Path(checkpoint)
-    holder = lock_holder(db)
-    if holder is not None and not db.exists():
-        raise BackfillError(f"database {db} does not exist")
+    holder = lock_holder(db)  # a run holds the database: it may not exist yet
     legacy, orphans = legacy_checkpoints(checkpoint)
     con = connect(db, read_only=True) if holder is None else None
     try:
@@ -375,6 +422,12 @@ def format_root(status: dict[str, Any], title: str, shared: Sequence[str] = ()) 
     lines = [f"{title}: {head}"]
     if status["running"]:
         lines.append(f"  running now: {status['running']}")
+        progress = status.get("progress") or {}
+        if progress.get("planned") is not None:
+            lines.append(
+                f"  progress: {progress['done']} of {progress['planned']} chunks committed"
+                + (f" (run started {progress['since']})" if progress.get("since") else "")
+            )
     c = status["chunks"]
     counts = c["counts"]
     shown = [f"{counts.get(k, 0)} {k}" for k in CHUNK_ORDER]
@@ -442,6 +495,7 @@ def format_root(status: dict[str, Any], title: str, shared: Sequence[str] = ()) 
     if attention:
         lines.append("  needs attention:")
         lines += [f"    - {_clip(a, 400)}" for a in attention]
+        lines += [f"  next: {step}" for step in status.get("next", [])]
     return "\n".join(lines)
 
 
@@ -508,6 +562,12 @@ def format_text(status: dict[str, Any]) -> str:
     lines = [f"dbn-backfill status: {len(roots)} roots ({names}) in {status['db']}: {head}"]
     if status["running"]:
         lines.append(f"  running now: {status['running']}")
+        progress = status.get("progress") or {}
+        if progress.get("planned") is not None:
+            lines.append(
+                f"  progress: {progress['done']} of {progress['planned']} chunks committed"
+                + (f" (run started {progress['since']})" if progress.get("since") else "")
+            )
     if roots:
         lines.append(f"  checkpoints in {status['checkpoint']}")
         lines += ["  " + line for line in _table(roots_table(status), right={4, 5})]

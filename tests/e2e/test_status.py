@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 from conftest import Bar, Run, business_days, day_bars, write_bars
 
-from dbn_backfill.runtime.faults import KILL_ENV
+from dbn_backfill.runtime.faults import KILL_ENV, SLOW_MERGE_ENV
 from dbn_backfill.views import status as status_module
 
 D = dt.date
@@ -310,3 +311,42 @@ def test_missing_database_is_an_error(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     proc = status(run, workdir=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_status_during_a_first_run_says_it_is_going_with_its_progress(committed, tmp_path):
+    """The first run of a database: no database file yet, then chunks committed one by
+    one (a slow merge): status says a run is going, how far it is, and exits 0."""
+    run = Run(tmp_path, committed.dbn, "MGC", START, END, chunk_days=1)
+    proc = run.popen(env={SLOW_MERGE_ENV: "1.5"})
+    try:
+        seen: list[subprocess.CompletedProcess[str]] = []
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            if run.db.with_name(run.db.name + ".lock").exists():
+                seen.append(status(run))
+                if (
+                    "of 10 chunks committed" in seen[-1].stdout
+                    and " 0 of 10" not in seen[-1].stdout
+                ):
+                    break
+            time.sleep(0.5)
+        assert seen, "the run never took its lock"
+        for result in seen:
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "running now:" in result.stdout, result.stdout
+        assert any("of 10 chunks committed" in r.stdout for r in seen), seen[-1].stdout
+    finally:
+        proc.communicate(timeout=300)
+    assert status(run).returncode == 0
+
+
+def test_after_a_failed_run_status_shows_the_error_and_the_command(fresh):
+    write_bars(fresh.dbn / "bad.dbn", [Bar("MGCJ4", 2, BAD_DAY_TS, high=1990.0, low=1999.0)])
+    fresh.run(check=False)
+    proc = status(fresh)
+    assert proc.returncode == 1, proc.stdout
+    assert (
+        "next: fix the file named above, then rerun the same command with --retry-failed"
+        in proc.stdout
+    )
+    assert "merge_chunks stopped: ChunksFailed" in proc.stdout  # the run's own error line
