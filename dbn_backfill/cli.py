@@ -96,6 +96,12 @@ def backfill_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", default=None, help=f"expected dataset (default {default['dataset']})"
     )
+    p.add_argument(
+        "--roll-rule",
+        default=None,
+        choices=["same_day_volume", "prior_day_volume"],
+        help=f"front contract rule, contract section 5a (default {default['roll_rule']})",
+    )
     fetch = p.add_argument_group("fetching from Databento (README: Fetching from Databento)")
     fetch.add_argument("--fetch", action="store_true", help="download missing days first")
     fetch.add_argument(
@@ -157,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, str]:
         "spot_check_days": args.spot_check_days,
         "chunks_per_job": args.chunks_per_job,
         "dataset": args.dataset,
+        "roll_rule": args.roll_rule,
         "fetch": "true" if args.fetch else None,
         "databento_gateway": args.databento_gateway,
         "fetch_max_cost": args.fetch_max_cost,
