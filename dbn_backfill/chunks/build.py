@@ -506,7 +506,10 @@ def _session_starts(days: pd.Series, calendar: Calendar | None) -> list[Any]:
 
 
 def _selection_table(selection: pd.DataFrame) -> pa.Table:
+    if selection.empty:
+        return SELECTION_SCHEMA.empty_table()
     frame = selection.copy()
+    frame["session_start_utc"] = pd.to_datetime(frame["session_start_utc"], utc=True)
     frame["trade_date"] = pd.to_datetime(frame["trade_date"]).dt.date
     frame["basis_day"] = pd.to_datetime(frame["basis_day"]).dt.date
     for column in ("runner_up_volume", "runner_up_basis_volume"):
