@@ -46,9 +46,7 @@ def read_rolls(db: Path, symbol: str | None = None) -> pd.DataFrame:
         ).fetchall()
         if not found[0][0]:
             what = "lineage" if not table_exists(con, "bars_1m_trade_dates") else "rolls view"
-            raise BackfillError(
-                f"{db} holds no {what}: run a backfill of this version on it first"
-            )
+            raise BackfillError(f"{db} holds no {what}: run a backfill of this version on it first")
         where = "WHERE symbol = ?" if symbol else ""
         frame = con.execute(
             f"SELECT {', '.join(COLUMNS)} FROM rolls {where} ORDER BY symbol, trade_date",
