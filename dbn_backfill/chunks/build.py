@@ -89,6 +89,7 @@ def select(
     basis: pd.DataFrame | None = None,
     basis_of: dict[dt.date, dt.date | None] | None = None,
     unknown: set[dt.date] | frozenset[dt.date] = frozenset(),
+    terms: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Front contract per trade date, its bars and the days' term structure, for valid,
     de-duplicated records.
@@ -98,13 +99,15 @@ def select(
         symbol: the root.
         rule, basis, basis_of, unknown: the roll rule and the basis days' volumes
             (:func:`dbn_backfill.chunks.front.select_front`).
+        terms: the term structure of ``frame``, when known already.
 
     Returns:
         ``(bars, selection, terms)``: bars in table order sorted by ``ts_utc`` (plus the
         ``chunk`` position column when ``frame`` has it); one selection row per trade
         date; :func:`dbn_backfill.chunks.front.term_structure` of ``frame``.
     """
-    terms = term_structure(frame, symbol)
+    if terms is None:
+        terms = term_structure(frame, symbol)
     selection = select_front(terms, symbol, rule, basis, basis_of, unknown)
     chosen = frame[_is_selected(frame, selection)].sort_values("ts_event", kind="mergesort")
     bars = pd.DataFrame(
@@ -334,9 +337,13 @@ def build_batch(
         good = good.drop_duplicates(["instrument_id", "ts_event", *VALUE_COLUMNS])
     usable = basis_frame[~np.isin(basis_frame["chunk"].to_numpy(), list(basis_errors))]
     usable = usable.drop_duplicates(["instrument_id", "ts_event", *VALUE_COLUMNS])
-    basis = term_structure(usable, symbol)
     basis_of = _basis_of(good, chunks, basis_days, calendar)
-    bars, selection, terms = select(good, symbol, roll_rule, basis, basis_of, unknown)
+    # a chunk's first day ranks by its basis records (which the previous chunk's failure
+    # does not void); every other day by the day before it in the chunk's own records
+    terms = term_structure(good, symbol)
+    basis = pd.concat([term_structure(usable, symbol), terms], ignore_index=True)
+    basis = basis.drop_duplicates(["trade_date", "raw_symbol"], keep="first")
+    bars, selection, terms = select(good, symbol, roll_rule, basis, basis_of, unknown, terms)
     bars_schema(symbol).validate(bars.drop(columns="chunk"), lazy=False)
     if (np.diff(bars["chunk"].to_numpy()) < 0).any():
         raise AssertionError("bars are not in chunk order")  # ts order implies it
