@@ -101,7 +101,10 @@ def expected_bars(df: pd.DataFrame, chosen: dict[dt.date, str]) -> pd.DataFrame:
         {
             "ts_utc": pd.to_datetime(rows["ts_event"].astype("int64"), unit="ns", utc=True),
             "source_symbol": rows["symbol"].to_numpy(),
-            **{c: rows[c].astype("int64").to_numpy() / 1e9 for c in ("open", "high", "low", "close")},
+            **{
+                c: rows[c].astype("int64").to_numpy() / 1e9
+                for c in ("open", "high", "low", "close")
+            },
             "volume": rows["volume"].astype("int64").to_numpy(),
         }
     ).reset_index(drop=True)
@@ -111,8 +114,9 @@ def expected_bars(df: pd.DataFrame, chosen: dict[dt.date, str]) -> pd.DataFrame:
 
 
 def check_table(run: Run, df: pd.DataFrame, rule: str) -> dict[dt.date, str]:
-    chosen, other = picks(df, rule), picks(
-        df, {"same_day_volume": "prior_day_volume"}.get(rule, "same_day_volume")
+    chosen, other = (
+        picks(df, rule),
+        picks(df, {"same_day_volume": "prior_day_volume"}.get(rule, "same_day_volume")),
     )
     got = run.rows().sort_values("ts_utc").reset_index(drop=True)
     want = expected_bars(df, chosen)
