@@ -135,6 +135,7 @@ class ChunkResult:
     row_group: int | None = None
     error: str | None = None
     last_ts_event: str | None = None
+    lineage_hash: str = ""  # of its selection and term structure rows (the merge's refresh)
 
 
 @dataclass

@@ -9,6 +9,7 @@
     dbn-backfill report --db PATH --out report.html [--checkpoint DIR] [--workdir DIR]
                         [--symbol MGC]
     dbn-backfill status --db PATH --checkpoint DIR [--symbol MGC] [--workdir DIR] [--json]
+    dbn-backfill rolls --db PATH [--symbol MGC] [--format table|csv|parquet|json] [--out FILE]
 
 The backfill command runs ``snakemake --cores N --config ...`` on the project's
 Snakefile, so a CLI run and a plain Snakemake run are the same run. SIGTERM and
@@ -58,7 +59,7 @@ def backfill_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dbn-backfill",
         description="Backfill Databento DBN ohlcv-1m files into DuckDB bars_1m "
-        "(subcommands: synth, show, report, status).",
+        "(subcommands: synth, show, report, status, rolls).",
     )
     req = p.add_argument_group("required")
     req.add_argument("--db", required=True, help="DuckDB file")
@@ -96,6 +97,12 @@ def backfill_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dataset", default=None, help=f"expected dataset (default {default['dataset']})"
+    )
+    p.add_argument(
+        "--roll-rule",
+        default=None,
+        choices=["same_day_volume", "prior_day_volume"],
+        help=f"front contract rule, contract section 5a (default {default['roll_rule']})",
     )
     fetch = p.add_argument_group("fetching from Databento (README: Fetching from Databento)")
     fetch.add_argument("--fetch", action="store_true", help="download missing days first")
@@ -158,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, str]:
         "spot_check_days": args.spot_check_days,
         "chunks_per_job": args.chunks_per_job,
         "dataset": args.dataset,
+        "roll_rule": args.roll_rule,
         "fetch": "true" if args.fetch else None,
         "databento_gateway": args.databento_gateway,
         "fetch_max_cost": args.fetch_max_cost,
@@ -329,6 +337,18 @@ def run_status(argv: Sequence[str]) -> int:
     return status.run(parser.parse_args(argv))
 
 
+def run_rolls(argv: Sequence[str]) -> int:
+    from dbn_backfill.views import rolls
+
+    parser = argparse.ArgumentParser(
+        prog="dbn-backfill rolls",
+        description="One row per roll (contract section 12): symbol, trade_date, from and to "
+        "contract with expiries, gap, ratio, roll_back, stale; read-only.",
+    )
+    rolls.add_arguments(parser)
+    return rolls.run(parser.parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``dbn-backfill`` entry point: dispatch on the subcommand; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -342,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_report(argv[1:])
     if argv and argv[0] == "status":
         return run_status(argv[1:])
+    if argv and argv[0] == "rolls":
+        return run_rolls(argv[1:])
     return run_backfill(argv)
 
 

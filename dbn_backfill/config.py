@@ -62,6 +62,7 @@ class BackfillConfig:
     fetch_max_cost: float
     fetch_retries: int
     fetch_backoff: float
+    roll_rule: str
 
     @property
     def symbol(self) -> str:
@@ -239,6 +240,22 @@ def parse_positive_int(value: object, key: str, zero: bool = False) -> int:
     return number
 
 
+#: The roll rules of contract section 5a (the schema's enum, in its order).
+ROLL_RULES = ("same_day_volume", "prior_day_volume")
+
+
+def parse_roll_rule(value: object) -> str:
+    """``roll_rule``: one of :data:`ROLL_RULES`.
+
+    Raises:
+        ConfigError: naming the value and the rules.
+    """
+    rule = str(value).strip()
+    if rule not in ROLL_RULES:
+        raise ConfigError(f"config roll_rule={value!r} must be one of {', '.join(ROLL_RULES)}")
+    return rule
+
+
 def parse_amount(value: object, key: str) -> float:
     """A finite number >= 0 (USD, seconds).
 
@@ -307,6 +324,7 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
         fetch_max_cost=parse_amount(value("fetch_max_cost"), "fetch_max_cost"),
         fetch_retries=parse_positive_int(value("fetch_retries"), "fetch_retries", zero=True),
         fetch_backoff=parse_amount(value("fetch_backoff"), "fetch_backoff"),
+        roll_rule=parse_roll_rule(value("roll_rule")),
     )
 
 

@@ -21,7 +21,8 @@ records, logs) takes the root as an argument::
       results/sources/<group>.json             a decode group's content stamp
       results/decoded/<group>.parquet          decoded outright bars of every root
                                                (+ .json summary); shared by the roots
-      results/<ROOT>/batches/<batch>.*         chunk bars, selection, manifest
+      results/<ROOT>/batches/<batch>.*         chunk bars, selection, term structure,
+                                               manifest
       results/<ROOT>/runs/<run_id>/            config.json, merge.json, spot_check.json,
                                                gates.json
       results/<ROOT>/report/                   the Snakemake report target's files
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 BATCH_FILES = {
     "bars": "bars.parquet",
     "selection": "selection.parquet",
+    "terms": "terms.parquet",
     "manifest": "manifest.json",
 }
 #: The records a run leaves in its run folder, by kind.

@@ -45,7 +45,9 @@ ARROW_SCHEMA = pa.schema(
 
 
 #: One row per (symbol, trade date): the selection the build writes and
-#: ``bars_1m_trade_dates`` stores (same columns, same order).
+#: ``bars_1m_trade_dates`` stores (same columns, same order; the columns after
+#: ``chunk_id`` came with the roll rule, contract section 5a, and are added to an
+#: older table by :func:`dbn_backfill.store.database.migrate`).
 SELECTION_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
@@ -55,6 +57,32 @@ SELECTION_SCHEMA = pa.schema(
         ("volume", pa.int64()),
         ("runner_up", pa.string()),
         ("runner_up_volume", pa.int64()),
+        ("chunk_id", pa.string()),
+        ("expiry", pa.string()),  # YYYY-MM of source_symbol (contract section 5, rule 2)
+        ("runner_up_expiry", pa.string()),
+        ("roll_rule", pa.string()),  # same_day_volume | prior_day_volume
+        ("basis_day", pa.date32()),  # the day whose volumes ranked (trade_date itself or B)
+        ("basis_volume", pa.int64()),  # the winner's volume on basis_day
+        ("runner_up_basis_volume", pa.int64()),
+        ("other_rule_pick", pa.string()),  # the other rule's contract (null: unknown)
+        ("session_start_utc", pa.timestamp("us", tz="UTC")),  # first instant of the trade date
+    ]
+)
+
+#: One row per (symbol, trade date, outright of the root with valid bars that day): the
+#: day's term structure (contract section 7), table ``bars_1m_term_structure``.
+TERM_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("trade_date", pa.date32()),
+        ("source_symbol", pa.string()),
+        ("expiry", pa.string()),
+        ("instrument_id", pa.int64()),
+        ("volume", pa.int64()),
+        ("bars", pa.int64()),
+        ("first_ts_utc", pa.timestamp("us", tz="UTC")),
+        ("last_ts_utc", pa.timestamp("us", tz="UTC")),
+        ("last_close", pa.float64()),
         ("chunk_id", pa.string()),
     ]
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dbn_backfill.chunks.front import PRIOR_DAY
 from dbn_backfill.chunks.grid import Batch, header_trade_span, overlaps, plan_chunks
 from dbn_backfill.config import BackfillConfig, check_writable, from_mapping
 from dbn_backfill.errors import CheckpointError, ConfigError, SourceError
@@ -73,14 +74,25 @@ class Plan:
         changed: rewritten only when :meth:`group_stamp` changes."""
         return self.layout.source_stamp(group)
 
+    def basis_day(self, batch: Batch) -> dt.date | None:
+        """The basis day (contract section 5a) of ``batch``'s first trade date that its
+        build reads: the business day before it, except before ``start`` under
+        ``same_day_volume`` (whose rows never need it: only the other rule's pick of
+        ``start`` would, which is then unknown)."""
+        if self.cfg.roll_rule == PRIOR_DAY or batch.first > self.cfg.start:
+            return self.calendar.previous_business_day(batch.first)
+        return None
+
     def groups_for(self, root: str, batch: Batch) -> list[str]:
-        """The decode groups whose files may hold bars of ``root`` in ``batch``: a file
-        of the group names the root and the group's span meets the batch's."""
+        """The decode groups whose files may hold bars of ``root`` in ``batch`` or on its
+        basis day (:meth:`basis_day`): a file of the group names the root and the
+        group's span meets the batch's."""
         named = {str(s.header.group) for s in self.sources_of(root)}
+        first = self.basis_day(batch) or batch.first
         return sorted(
             g
             for g, span in self.group_spans.items()
-            if g in named and overlaps(span, batch.first, batch.last)
+            if g in named and overlaps(span, first, batch.last)
         )
 
     def used_groups(self) -> list[str]:

@@ -188,7 +188,10 @@ def plan_fetch(
     folder = cfg.dbn
     if folder.exists() and not folder.is_dir():
         raise FetchError(f"dbn {folder} is a file; fetching needs a folder to write into")
-    needed = needed_days(calendar, cfg.start, cfg.end)
+    first = cfg.start
+    if cfg.roll_rule == "prior_day_volume":  # contract section 5a: B of start too
+        first = calendar.previous_business_day(cfg.start) or cfg.start
+    needed = needed_days(calendar, first, cfg.end)
     headers: tuple[SourceHeader, ...] = ()
     if folder.is_dir() and any(_dbn_files(folder)):
         headers = tuple(s.header for s in scan(find_sources(folder), header_cache, write=False))

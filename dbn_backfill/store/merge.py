@@ -18,6 +18,7 @@ while the merge runs: the chunk in flight rolls back (checkpoint ``failed``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 import logging
@@ -48,7 +49,7 @@ from dbn_backfill.errors import BackfillError, ChunksFailed, CompletenessError, 
 from dbn_backfill.layout import Layout
 from dbn_backfill.runtime.faults import kill_point, slow_merge
 from dbn_backfill.runtime.progress import Progress
-from dbn_backfill.schema import SELECTION_SCHEMA
+from dbn_backfill.schema import SELECTION_SCHEMA, TERM_SCHEMA
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import connect, ensure_tables, first_row
 from dbn_backfill.tradedate import Calendar
@@ -66,19 +67,27 @@ class ChunkInput:
     bars: Path
     selection: Path
     manifest: ChunkResult
+    terms: Path | None = None
 
 
 def load_chunks(
-    manifests: list[BatchManifest], bars: list[Path], selections: list[Path]
+    manifests: list[BatchManifest],
+    bars: list[Path],
+    selections: list[Path],
+    terms: list[Path] | None = None,
 ) -> list[ChunkInput]:
     """Chunks of every batch, in date order.
 
     Args:
-        manifests: the batches' manifests; bars and selections: each batch's bars and
-            selection parquet, in the same order.
+        manifests: the batches' manifests; bars, selections and terms: each batch's
+            bars, selection and term structure parquet, in the same order (no terms:
+            none is written).
     """
     out = []
-    for manifest, bars_path, selection in zip(manifests, bars, selections, strict=True):
+    term_paths: list[Path | None] = list(terms) if terms is not None else [None] * len(bars)
+    for manifest, bars_path, selection, term in zip(
+        manifests, bars, selections, term_paths, strict=True
+    ):
         for entry in manifest.chunks:
             out.append(
                 ChunkInput(
@@ -88,6 +97,7 @@ def load_chunks(
                     bars=Path(bars_path),
                     selection=Path(selection),
                     manifest=entry,
+                    terms=Path(term) if term is not None else None,
                 )
             )
     return sorted(out, key=lambda c: c.first)
@@ -169,7 +179,7 @@ def merge(
     # the final checkpoint dearer) but held the whole table in memory (1 GB for 16 years).
     con.execute("SET threads = 1").fetchall()
     try:
-        ensure_tables(con, db)
+        ensure_tables(con, db, calendar)
         check_complete({symbol: missing_days(chunks, calendar, start, end, expected_gaps)}, cfg)
         states = {
             chunk.chunk_id: checkpoints.load_or_create(checkpoint_dir, _pending(chunk, symbol))
@@ -244,17 +254,18 @@ class _Committed:
     rows: int
     first: dt.date
     last: dt.date
+    lineage_hash: str | None = None
 
 
 def _committed_hashes(con: duckdb.DuckDBPyConnection, symbol: str) -> dict[str, _Committed]:
     """Every committed chunk of ``symbol``. The merge holds the run lock and is the only
     writer, so it keeps this up to date itself as it commits."""
     rows = con.execute(
-        "SELECT chunk_id, content_hash, committed_at, rows, chunk_start, chunk_end "
-        "FROM bars_1m_chunks WHERE symbol = ?",
+        "SELECT chunk_id, content_hash, committed_at, rows, chunk_start, chunk_end, "
+        "lineage_hash FROM bars_1m_chunks WHERE symbol = ?",
         [symbol],
     ).fetchall()
-    return {r[0]: _Committed(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    return {r[0]: _Committed(r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
 
 
 def _committed_sources(
@@ -351,9 +362,16 @@ def _skip(
     report: MergeReport,
 ) -> None:
     """The chunk's content is committed already: no rows written, its source lineage
-    follows the files, and a checkpoint not saying ``done`` (a run killed between its
-    commit and its checkpoint) is repaired from the lineage."""
+    and its selection lineage (roll rule, basis day, runner-up, term structure: a rule
+    switch that keeps the chunk's bars) follow the build, and a checkpoint not saying
+    ``done`` (a run killed between its commit and its checkpoint) is repaired from the
+    lineage."""
     _refresh_sources(con, chunk, store.symbol, store.sources, store.lineage.get(chunk.chunk_id, []))
+    if chunk.manifest.lineage_hash and previous.lineage_hash != chunk.manifest.lineage_hash:
+        _refresh_selection(con, chunk, store.symbol)
+        store.committed[chunk.chunk_id] = dataclasses.replace(
+            previous, lineage_hash=chunk.manifest.lineage_hash
+        )
     report.skipped.append(chunk.chunk_id)
     if state.status != ChunkStatus.DONE:
         checkpoints.apply(
@@ -478,7 +496,7 @@ def _record_commit(
     for chunk_id in done.replaced:
         del store.committed[chunk_id]
     store.committed[chunk.chunk_id] = _Committed(
-        entry.content_hash, done.at, done.rows, chunk.first, chunk.last
+        entry.content_hash, done.at, done.rows, chunk.first, chunk.last, entry.lineage_hash
     )
     checkpoints.apply(
         store.checkpoint_dir,
@@ -524,6 +542,48 @@ def _refresh_sources(
             con.execute("ROLLBACK")
         raise
     log.info("chunk %s: content unchanged, source lineage now %s", chunk.chunk_id, want)
+
+
+def _refresh_selection(con: duckdb.DuckDBPyConnection, chunk: ChunkInput, symbol: str) -> None:
+    """Rewrite the selection and term structure rows of a chunk whose content (bars and
+    picked contracts) is unchanged but whose lineage is not (the roll rule switched, a
+    runner-up or basis volume moved, a database migrated from before the roll rule), in
+    its own transaction; its rows and commit time stay."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _write_selection(con, chunk, symbol)
+        con.execute(
+            "UPDATE bars_1m_chunks SET lineage_hash = ? WHERE symbol = ? AND chunk_id = ?",
+            [chunk.manifest.lineage_hash, symbol, chunk.chunk_id],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    log.info("chunk %s: content unchanged, selection lineage rewritten", chunk.chunk_id)
+
+
+def _write_selection(con: duckdb.DuckDBPyConnection, chunk: ChunkInput, symbol: str) -> None:
+    """Replace the chunk's rows of ``bars_1m_trade_dates`` and ``bars_1m_term_structure``
+    (its trade dates) by the build's, in the open transaction."""
+    for table in ("bars_1m_trade_dates", "bars_1m_term_structure"):
+        con.execute(
+            f"DELETE FROM {table} WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
+            [symbol, chunk.first, chunk.last],
+        )
+    _insert_selection(con, chunk)
+
+
+def _insert_selection(con: duckdb.DuckDBPyConnection, chunk: ChunkInput) -> None:
+    picks = _selection_rows(chunk)  # noqa: F841 (read by the statement)
+    if len(picks):
+        names = ", ".join(SELECTION_SCHEMA.names)
+        con.execute(f"INSERT INTO bars_1m_trade_dates ({names}) SELECT {names} FROM picks")
+    terms = _term_rows(chunk)  # noqa: F841 (read by the statement)
+    if len(terms):
+        names = ", ".join(TERM_SCHEMA.names)
+        con.execute(f"INSERT INTO bars_1m_term_structure ({names}) SELECT {names} FROM terms")
 
 
 def _source(chunk: ChunkInput, sources: dict[str, FileSummary], path: str) -> FileSummary:
@@ -623,6 +683,7 @@ class _SignalFlag:
 _SIGNALS = _SignalFlag()
 
 _SELECTIONS: dict[Path, dict[str, pa.Table]] = {}
+_TERMS: dict[Path, dict[str, pa.Table]] = {}
 _BARS: dict[Path, pq.ParquetFile] = {}
 
 
@@ -635,8 +696,22 @@ def _bars_file(path: Path) -> pq.ParquetFile:
 
 def _selection_rows(chunk: ChunkInput) -> pa.Table:
     """The chunk's rows of its batch's selection parquet (each file read once)."""
-    if chunk.selection not in _SELECTIONS:
-        table = pq.read_table(chunk.selection).select(SELECTION_SCHEMA.names)
+    return _rows_of(chunk, chunk.selection, SELECTION_SCHEMA, _SELECTIONS)
+
+
+def _term_rows(chunk: ChunkInput) -> pa.Table:
+    """The chunk's rows of its batch's term structure parquet (each file read once)."""
+    if chunk.terms is None:
+        return TERM_SCHEMA.empty_table()
+    return _rows_of(chunk, chunk.terms, TERM_SCHEMA, _TERMS)
+
+
+def _rows_of(
+    chunk: ChunkInput, path: Path, schema: pa.Schema, cache: dict[Path, dict[str, pa.Table]]
+) -> pa.Table:
+    """The chunk's rows of a per-batch parquet grouped by ``chunk_id``, by chunk."""
+    if path not in cache:
+        table = pq.read_table(path).select(schema.names)
         ids = table.column("chunk_id").to_pylist()
         by_chunk: dict[str, pa.Table] = {}
         start = 0
@@ -645,9 +720,9 @@ def _selection_rows(chunk: ChunkInput) -> pa.Table:
                 by_chunk[ids[start]] = table.slice(start, end - start)
                 start = end
         if len(by_chunk) != len(set(ids)):
-            raise BackfillError(f"{chunk.selection}: rows are not grouped by chunk")
-        _SELECTIONS[chunk.selection] = by_chunk
-    return _SELECTIONS[chunk.selection].get(chunk.chunk_id, SELECTION_SCHEMA.empty_table())
+            raise BackfillError(f"{path}: rows are not grouped by chunk")
+        cache[path] = by_chunk
+    return cache[path].get(chunk.chunk_id, schema.empty_table())
 
 
 def _days_of(chunk: ChunkInput, dated: set[dt.date]) -> list[dt.date]:
@@ -702,13 +777,12 @@ def _write_lineage(
     chunks (this one included) whose trade dates it overlaps, whose rows go; ``dated``:
     the chunk's trade dates that have a lineage row now."""
     if dated:
-        con.execute(
-            "DELETE FROM bars_1m_trade_dates WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
-            [symbol, chunk.first, chunk.last],
-        )
-    picks = _selection_rows(chunk)  # noqa: F841 (read by the statement)
-    if len(picks):
-        con.execute("INSERT INTO bars_1m_trade_dates SELECT * FROM picks")
+        for table in ("bars_1m_trade_dates", "bars_1m_term_structure"):
+            con.execute(
+                f"DELETE FROM {table} WHERE symbol = ? AND trade_date BETWEEN ? AND ?",
+                [symbol, chunk.first, chunk.last],
+            )
+    _insert_selection(con, chunk)
     if replaced:
         marks = ", ".join("?" * len(replaced))
         for table in ("bars_1m_chunk_sources", "bars_1m_chunks"):
@@ -717,7 +791,8 @@ def _write_lineage(
                 [symbol, *replaced],
             )
     con.execute(
-        "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO bars_1m_chunks (symbol, chunk_id, chunk_start, chunk_end, rows, "
+        "content_hash, committed_at, run_id, lineage_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             symbol,
             chunk.chunk_id,
@@ -727,6 +802,7 @@ def _write_lineage(
             chunk.manifest.content_hash,
             committed_at,
             run_id,
+            chunk.manifest.lineage_hash or None,
         ],
     )
     _insert_sources(con, chunk, symbol, sources)

@@ -34,6 +34,7 @@ def load_roots(
     manifests: list[Path],
     bars: list[Path],
     selections: list[Path],
+    terms: list[Path] | None = None,
 ) -> list[RootChunks]:
     """Every root's chunks, from the build outputs listed root by root (each root the
     same number of batches, in the order of ``roots``).
@@ -56,6 +57,7 @@ def load_roots(
                     [BatchManifest.read(p) for p in manifests[part]],
                     list(bars[part]),
                     list(selections[part]),
+                    list(terms[part]) if terms is not None else None,
                 ),
             )
         )

@@ -71,6 +71,7 @@ def config(tmp_path: Path, *, retry_failed: bool = False) -> BackfillConfig:
         fetch_max_cost=5.0,
         fetch_retries=0,
         fetch_backoff=0.0,
+        roll_rule="same_day_volume",
     )
 
 

@@ -68,12 +68,15 @@ def build_db(path: Path, symbols: tuple[str, ...] = (SYMBOL,)) -> None:
             for d, (sel, vol, runner, rvol, _) in SELECTION.items():
                 chunk = CHUNK_A if d <= TUE else CHUNK_B
                 con.execute(
-                    "INSERT INTO bars_1m_trade_dates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO bars_1m_trade_dates (symbol, trade_date, source_symbol, "
+                    "instrument_id, volume, runner_up, runner_up_volume, chunk_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [symbol, d, sel, 1, vol, runner, rvol, chunk],
                 )
         committed = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
         con.executemany(
-            "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO bars_1m_chunks (symbol, chunk_id, chunk_start, chunk_end, rows, "
+            "content_hash, committed_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [SYMBOL, CHUNK_A, MON, TUE, 21, "a" * 64, committed, "r1"],
                 [SYMBOL, CHUNK_B, WED, D(2024, 2, 9), 2, "b" * 64, committed, "r1"],

@@ -53,13 +53,16 @@ def build_db(path: Path) -> None:
                      for i in range(n)],
                 )  # fmt: skip
                 con.execute(
-                    "INSERT INTO bars_1m_trade_dates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO bars_1m_trade_dates (symbol, trade_date, source_symbol, "
+                    "instrument_id, volume, runner_up, runner_up_volume, chunk_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [root, day, sel, 1, 10 * n, runner, 5, chunk_of(day)],
                 )
             for chunk, first, last in ((CHUNK_A, MON, WED), (CHUNK_B, THU, FRI)):
                 rows = sum(n for d, (_, _, n) in days.items() if chunk_of(d) == chunk)
                 con.execute(
-                    "INSERT INTO bars_1m_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO bars_1m_chunks (symbol, chunk_id, chunk_start, chunk_end, "
+                    "rows, content_hash, committed_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [root, chunk, first, last, rows, "a" * 64, COMMITTED, f"run-{root}"],
                 )
                 con.execute(

@@ -10,6 +10,7 @@ rule build_chunks:
     output:
         bars=batch_file("{root}", "{batch}", "bars"),
         selection=batch_file("{root}", "{batch}", "selection"),
+        terms=batch_file("{root}", "{batch}", "terms"),
         manifest=batch_file("{root}", "{batch}", "manifest"),
     log:
         log_file("build_chunks", "{batch}", "{root}"),
@@ -24,5 +25,7 @@ rule build_chunks:
         # only what the step needs: a changed param re-runs the job (rerun trigger)
         chunks=lambda wildcards: PLAN.batch(wildcards.batch).chunks,
         files=batch_sources,
+        roll_rule=PLAN.cfg.roll_rule,
+        basis_first=lambda wildcards: PLAN.basis_day(PLAN.batch(wildcards.batch)),
     script:
         "../scripts/build_chunks.py"

@@ -9,6 +9,7 @@ rule merge_chunks:
     input:
         bars=batch_files("bars"),
         selections=batch_files("selection"),
+        terms=batch_files("terms"),
         manifests=batch_files("manifest"),
         summaries=group_summaries(),
         calendar=calendar_file(),

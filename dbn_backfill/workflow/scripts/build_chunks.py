@@ -4,6 +4,7 @@ from pathlib import Path
 
 from dbn_backfill.chunks.build import build_batch
 from dbn_backfill.runtime.step import run_step
+from dbn_backfill.tradedate import Calendar
 
 
 def main() -> None:
@@ -16,6 +17,10 @@ def main() -> None:
         manifest_output=Path(snakemake.output.manifest),
         symbol=snakemake.wildcards.root,
         files=set(snakemake.params.files),
+        terms_output=Path(snakemake.output.terms),
+        roll_rule=snakemake.params.roll_rule,
+        basis_first=snakemake.params.basis_first,
+        calendar=Calendar.load(Path(snakemake.input.calendar)),
     )
 
 

@@ -19,6 +19,7 @@ def main() -> None:
             [Path(p) for p in snakemake.input.manifests],
             [Path(p) for p in snakemake.input.bars],
             [Path(p) for p in snakemake.input.selections],
+            [Path(p) for p in snakemake.input.terms],
         ),
         calendar=Calendar.load(Path(snakemake.input.calendar)),
         sources={f.path: f for summary in summaries for f in summary.files},
