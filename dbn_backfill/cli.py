@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import io
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, cast
 
 from dbn_backfill.config import from_mapping, parse_gaps, parse_symbols, schema_defaults
 from dbn_backfill.errors import ConfigError
@@ -234,7 +238,15 @@ def run_interruptible(cmd: list[str]) -> int:
     chunk in flight); this process waits, then says the run was interrupted and
     returns ``128 + signal``.
     """
-    child = subprocess.Popen(cmd, env=os.environ.copy())
+    # in a pipe, Snakemake's output goes through this process (relay_output)
+    relay = not sys.stdout.isatty()
+    child = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.PIPE if relay else None)
+    cut = threading.Event()
+    relayer = None
+    if child.stdout is not None:
+        stream = cast(io.BufferedReader, child.stdout)
+        relayer = threading.Thread(target=relay_output, args=(stream, cut), daemon=True)
+        relayer.start()
     received: list[int] = []
 
     def pass_on(signum: int, frame: FrameType | None) -> None:
@@ -248,6 +260,8 @@ def run_interruptible(cmd: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if relayer is not None:
+        relayer.join(timeout=10)
     if not received:
         return code
     name = signal.Signals(received[0]).name
@@ -257,6 +271,52 @@ def run_interruptible(cmd: list[str]) -> int:
         file=sys.stderr,
     )
     return 128 + received[0]
+
+
+#: The exit status of a view whose reader went away: 128 + SIGPIPE, what the shell
+#: reports for a program a closed pipe ended (``yes | head -1``).
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
+def quiet_in_a_pipe(command: Callable[..., int]) -> Callable[..., int]:
+    """``command`` ends quietly when its reader goes away (``dbn-backfill show | head
+    -1``): no traceback, exit status 141. stdout is then pointed at /dev/null, so the
+    interpreter's last flush at exit cannot fail again."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        try:
+            code = command(*args, **kwargs)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            return BROKEN_PIPE_STATUS
+
+    return wrapper
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def relay_output(source: io.BufferedReader, cut: threading.Event) -> None:
+    """Copy Snakemake's stdout to ours until it ends. When our reader goes away the
+    rest is read and dropped (``cut`` set): the run goes on, never stopped by a closed
+    pipe mid-merge, and Snakemake never meets the broken pipe itself."""
+    out = sys.stdout.buffer
+    for chunk in iter(lambda: source.read1(65536), b""):
+        if cut.is_set():
+            continue
+        try:
+            out.write(chunk)
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            cut.set()
+            _stdout_to_devnull()
 
 
 def run_synth(argv: Sequence[str]) -> int:
@@ -321,6 +381,7 @@ def run_status(argv: Sequence[str]) -> int:
     return status.run(parser.parse_args(argv))
 
 
+@quiet_in_a_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "paths":
