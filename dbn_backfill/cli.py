@@ -33,7 +33,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
-from dbn_backfill.config import from_mapping, parse_gaps, parse_symbols, schema_defaults
+from dbn_backfill.config import (
+    PATH_KEYS,
+    from_mapping,
+    load_config_file,
+    parse_gaps,
+    parse_symbols,
+    required_keys,
+    schema_defaults,
+)
 from dbn_backfill.errors import ConfigError
 from dbn_backfill.layout import default_workdir
 from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
@@ -63,17 +71,25 @@ def backfill_parser() -> argparse.ArgumentParser:
         description="Backfill Databento DBN ohlcv-1m files into DuckDB bars_1m "
         "(subcommands: synth, show, report, status).",
     )
-    req = p.add_argument_group("required")
-    req.add_argument("--db", required=True, help="DuckDB file")
-    req.add_argument("--dbn", required=True, help="DBN file or folder")
-    req.add_argument(
-        "--symbol", required=True, help="CME root, or several: MGC or MGC,GC (a universe)"
+    p.add_argument(
+        "--configfile",
+        help="YAML file of config keys (those of Snakemake's config, config/README.md; "
+        "relative paths against the file's folder); flags override its keys",
     )
-    req.add_argument("--start", required=True, help="first trade date YYYY-MM-DD (inclusive)")
-    req.add_argument("--end", required=True, help="last trade date YYYY-MM-DD (inclusive)")
-    req.add_argument("--workers", required=True, type=int, help="parallel worker processes")
-    req.add_argument("--chunk-days", required=True, type=int, help="trading days per chunk")
-    req.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    # required unless --configfile gives them (checked in config_from_args)
+    req = p.add_argument_group("required (unless --configfile holds them)")
+    req.add_argument("--db", help="DuckDB file")
+    req.add_argument("--dbn", help="DBN file or folder")
+    req.add_argument("--symbol", help="CME root, or several: MGC or MGC,GC (a universe)")
+    req.add_argument("--start", help="first trade date YYYY-MM-DD (inclusive)")
+    req.add_argument("--end", help="last trade date YYYY-MM-DD (inclusive)")
+    req.add_argument(
+        "--workers",
+        type=int,
+        help="parallel worker processes (with --configfile: default the profile's cores)",
+    )
+    req.add_argument("--chunk-days", type=int, help="trading days per chunk")
+    req.add_argument("--checkpoint", help="checkpoint directory")
     p.add_argument("--retry-failed", action="store_true", help="retry chunks marked failed")
     p.add_argument("--dry-run", action="store_true", help="print the plan, read no bar")
     p.add_argument(
@@ -81,7 +97,7 @@ def backfill_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--expected-gaps",
-        default="",
+        default=None,
         help="business days without bars: D1,D2 (every root) or ROOT:D (one root)",
     )
     default = schema_defaults()  # the one place of defaults: the workflow's config schema
@@ -135,40 +151,63 @@ def backfill_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, str]:
-    """The Snakemake ``--config`` entries of the CLI flags (paths made absolute; keys
-    left out take the schema's defaults in the workflow).
+    """The Snakemake ``--config`` entries of the CLI flags over the ``--configfile``
+    keys (paths made absolute; keys left out take the schema's defaults in the
+    workflow).
 
     Raises:
-        ConfigError: a required flag is empty.
+        ConfigError: a required setting is in neither the flags nor the file, or is
+            empty; the file is unreadable or breaks the schema.
     """
-    for flag in ("db", "dbn", "checkpoint", "symbol"):
-        if not str(getattr(args, flag)).strip():
-            raise ConfigError(f"--{flag} is empty")
-    common, per_root = parse_gaps(args.expected_gaps)
-    gaps = [str(d) for d in common] + [f"{root}:{d}" for root, d in per_root]
-    config = {
-        "dbn": str(Path(args.dbn).resolve()),
-        "db": str(Path(args.db).resolve()),
-        "symbol": "[" + ",".join(parse_symbols(args.symbol)) + "]",
-        "start": str(args.start),
-        "end": str(args.end),
-        "chunk_days": str(args.chunk_days),
-        "checkpoint": str(Path(args.checkpoint).resolve()),
-        "retry_failed": "true" if args.retry_failed else "false",
-        "expected_gaps": "[" + ",".join(f'"{g}"' for g in gaps) + "]",
-    }
-    optional = {
+    file = load_config_file(args.configfile) if args.configfile else {}
+    flags = {
+        "dbn": args.dbn,
+        "db": args.db,
+        "symbol": args.symbol,
+        "start": args.start,
+        "end": args.end,
+        "chunk_days": args.chunk_days,
+        "checkpoint": args.checkpoint,
+        "retry_failed": True if args.retry_failed else None,
+        "expected_gaps": args.expected_gaps,
         "spot_check_days": args.spot_check_days,
         "chunks_per_job": args.chunks_per_job,
         "dataset": args.dataset,
-        "fetch": "true" if args.fetch else None,
+        "fetch": True if args.fetch else None,
         "databento_gateway": args.databento_gateway,
         "fetch_max_cost": args.fetch_max_cost,
         "fetch_retries": args.fetch_retries,
         "fetch_backoff": args.fetch_backoff,
     }
-    config.update({key: str(value) for key, value in optional.items() if value is not None})
-    return config
+    for key in PATH_KEYS:  # a flag's path: against the working directory
+        if flags[key] is not None and str(flags[key]).strip():
+            flags[key] = str(Path(str(flags[key])).expanduser().resolve())
+    merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
+    missing = [k for k in required_keys() if merged.get(k) is None]
+    if missing:
+        where = f" nor in {args.configfile}" if args.configfile else ""
+        raise ConfigError(
+            "missing required settings: "
+            + ", ".join(f"{k} (--{k.replace('_', '-')})" for k in missing)
+            + f": not given as flags{where}"
+        )
+    for key in ("db", "dbn", "checkpoint", "symbol"):
+        if not str(merged[key]).strip():
+            raise ConfigError(f"--{key} is empty")
+    common, per_root = parse_gaps(merged.get("expected_gaps"))
+    merged["expected_gaps"] = [str(d) for d in common] + [f"{r}:{d}" for r, d in per_root]
+    merged["symbol"] = list(parse_symbols(merged["symbol"]))
+    merged.setdefault("retry_failed", False)
+    return {key: config_value(value) for key, value in merged.items()}
+
+
+def config_value(value: object) -> str:
+    """A setting as a ``--config key=value`` value Snakemake reads back as it was."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(f'"{v}"' for v in value) + "]"
+    return str(value)
 
 
 def snakemake_command(args: argparse.Namespace) -> list[str]:
@@ -184,7 +223,9 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     """
     config = config_from_args(args)
     from_mapping(config)
-    if args.workers <= 0:
+    if args.workers is None and not args.configfile:
+        raise ConfigError("missing required settings: workers (--workers)")
+    if args.workers is not None and args.workers <= 0:
         raise ConfigError(f"--workers {args.workers} must be a positive integer")
     cmd = [
         sys.executable,
@@ -193,10 +234,10 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         "--snakefile",
         str(snakefile()),
         "--directory",
-        str(workdir_of(args)),
-        "--cores",
-        str(args.workers),
+        str(workdir_of(args, config["db"])),
     ]
+    if args.workers is not None:
+        cmd += ["--cores", str(args.workers)]
     if args.profile:
         cmd += ["--profile", str(resolve_profile(args.profile))]
     if args.dry_run:
@@ -205,8 +246,9 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
-def workdir_of(args: argparse.Namespace) -> Path:
-    return Path(args.workdir).expanduser().resolve() if args.workdir else default_workdir(args.db)
+def workdir_of(args: argparse.Namespace, db: str) -> Path:
+    """``--workdir``, else ``<db>.work/`` beside the database (``db``: the effective one)."""
+    return Path(args.workdir).expanduser().resolve() if args.workdir else default_workdir(db)
 
 
 def run_backfill(argv: Sequence[str]) -> int:
@@ -216,11 +258,12 @@ def run_backfill(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"dbn-backfill: error: {exc}", file=sys.stderr)
         return 2
+    workdir = Path(cmd[cmd.index("--directory") + 1])
     try:
-        workdir_of(args).mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(
-            f"dbn-backfill: error: work directory {workdir_of(args)} cannot be created: {exc}",
+            f"dbn-backfill: error: work directory {workdir} cannot be created: {exc}",
             file=sys.stderr,
         )
         return 2
