@@ -27,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from dbn_backfill.config import (
     PATH_KEYS,
     from_mapping,
     load_config_file,
+    make_db_folder,
     parse_gaps,
     parse_symbols,
     required_keys,
@@ -258,17 +260,41 @@ def run_backfill(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"dbn-backfill: error: {exc}", file=sys.stderr)
         return 2
-    workdir = Path(cmd[cmd.index("--directory") + 1])
+    at = cmd.index("--directory") + 1
+    workdir = Path(cmd[at])
+    if args.dry_run:
+        # a dry run writes nothing: a work directory not yet there is not created
+        # (Snakemake would); an empty scratch folder stands in for it
+        if workdir.is_dir():
+            return run_interruptible(announce(cmd))
+        with tempfile.TemporaryDirectory(prefix="dbn-backfill-dry-run-") as scratch:
+            cmd[at] = scratch
+            return run_interruptible(announce(cmd))
     try:
+        created = make_db_folder(Path(config_of(cmd)["db"]))
+        if created:
+            print(created, file=sys.stderr)
         workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except (ConfigError, OSError) as exc:
         print(
-            f"dbn-backfill: error: work directory {workdir} cannot be created: {exc}",
+            f"dbn-backfill: error: work directory {workdir} cannot be created: {exc}"
+            if isinstance(exc, OSError)
+            else f"dbn-backfill: error: {exc}",
             file=sys.stderr,
         )
         return 2
+    return run_interruptible(announce(cmd))
+
+
+def announce(cmd: list[str]) -> list[str]:
     print("dbn-backfill: " + " ".join(cmd), file=sys.stderr)
-    return run_interruptible(cmd)
+    return cmd
+
+
+def config_of(cmd: list[str]) -> dict[str, str]:
+    """The ``--config`` entries of a Snakemake command line."""
+    entries = cmd[cmd.index("--config") + 1 :]
+    return dict(entry.split("=", 1) for entry in entries)
 
 
 def run_interruptible(cmd: list[str]) -> int:

@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -280,6 +281,24 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
     )
 
 
+def make_db_folder(db: Path) -> str | None:
+    """Create the missing folder of database ``db`` (a real run asked for a database
+    there; the CLI and the Snakefile both do it); returns the line saying so, or None
+    when the folder exists.
+
+    Raises:
+        ConfigError: the folder cannot be created.
+    """
+    folder = Path(db).parent
+    if folder.is_dir():
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"folder {folder} of db {db} cannot be created: {exc}") from exc
+    return f"dbn-backfill: created folder {folder} for database {Path(db).name}"
+
+
 def check_writable(cfg: BackfillConfig, workdir: Path | None = None) -> None:
     """Fail before any work if the database file, its folder, the checkpoint folder or
     the work directory cannot be written.
@@ -294,6 +313,9 @@ def check_writable(cfg: BackfillConfig, workdir: Path | None = None) -> None:
     """
     if cfg.db.is_dir():
         raise ConfigError(f"db {cfg.db} is a directory, not a DuckDB file")
+    created = make_db_folder(cfg.db)
+    if created:
+        print(created, file=sys.stderr)
     _probe_dir(cfg.db.parent, f"folder {cfg.db.parent} of db {cfg.db}")
     if cfg.db.exists():
         try:
