@@ -4,6 +4,7 @@
                  --workers N --chunk-days K --checkpoint DIR [--retry-failed] [--dry-run] \\
                  [--profile DIR] [--expected-gaps D1,D2] [--workdir DIR]
                  [--fetch] [--databento-gateway URL] [--fetch-max-cost USD]
+    dbn-backfill --configfile backfill.yaml [any flag above, overriding the file]
     dbn-backfill synth --out DIR --start ... --end ... --seed N [--layout ...]
     dbn-backfill show --db PATH [--symbol MGC]
     dbn-backfill report --db PATH --out report.html [--checkpoint DIR] [--workdir DIR]

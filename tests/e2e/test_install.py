@@ -105,7 +105,7 @@ def run_the_readme_commands(bin_: Path, here: Path, dbn: Path, env: dict[str, st
     def run(*cmd: str) -> subprocess.CompletedProcess[str]:
         return sh(list(cmd), cwd=here, env=env)
 
-    assert "usage: dbn-backfill" in run(tool, "--help").stdout
+    assert "--configfile" in run(tool, "--help").stdout
     assert "MGC" in run(tool, "show", "--db", "mgc.duckdb").stdout
     run(tool, "report", "--db", "mgc.duckdb", "--checkpoint", "ckpt", "--out", "cli-report.html")
     assert (here / "cli-report.html").stat().st_size > 10_000
