@@ -295,7 +295,10 @@ def make_db_folder(db: Path) -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"folder {folder} of db {db} cannot be created: {exc}") from exc
+        raise ConfigError(
+            f"folder {folder} of db {db} does not exist and cannot be created "
+            f"({exc.strerror or exc}); nothing was changed"
+        ) from exc
     return f"dbn-backfill: created folder {folder} for database {Path(db).name}"
 
 
