@@ -4,6 +4,7 @@
                  --workers N --chunk-days K --checkpoint DIR [--retry-failed] [--dry-run] \\
                  [--profile DIR] [--expected-gaps D1,D2] [--workdir DIR]
                  [--fetch] [--databento-gateway URL] [--fetch-max-cost USD]
+    dbn-backfill --configfile backfill.yaml [any flag above, overriding the file]
     dbn-backfill synth --out DIR --start ... --end ... --seed N [--layout ...]
     dbn-backfill show --db PATH [--symbol MGC]
     dbn-backfill report --db PATH --out report.html [--checkpoint DIR] [--workdir DIR]
@@ -22,15 +23,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import io
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, cast
 
-from dbn_backfill.config import from_mapping, parse_gaps, parse_symbols, schema_defaults
+from dbn_backfill.config import (
+    PATH_KEYS,
+    from_mapping,
+    load_config_file,
+    make_db_folder,
+    parse_gaps,
+    parse_symbols,
+    required_keys,
+    schema_defaults,
+)
 from dbn_backfill.errors import ConfigError
 from dbn_backfill.layout import default_workdir
 from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
@@ -61,17 +76,25 @@ def backfill_parser() -> argparse.ArgumentParser:
         description="Backfill Databento DBN ohlcv-1m files into DuckDB bars_1m "
         "(subcommands: synth, show, report, status, rolls).",
     )
-    req = p.add_argument_group("required")
-    req.add_argument("--db", required=True, help="DuckDB file")
-    req.add_argument("--dbn", required=True, help="DBN file or folder")
-    req.add_argument(
-        "--symbol", required=True, help="CME root, or several: MGC or MGC,GC (a universe)"
+    p.add_argument(
+        "--configfile",
+        help="YAML file of config keys (those of Snakemake's config, config/README.md; "
+        "relative paths against the file's folder); flags override its keys",
     )
-    req.add_argument("--start", required=True, help="first trade date YYYY-MM-DD (inclusive)")
-    req.add_argument("--end", required=True, help="last trade date YYYY-MM-DD (inclusive)")
-    req.add_argument("--workers", required=True, type=int, help="parallel worker processes")
-    req.add_argument("--chunk-days", required=True, type=int, help="trading days per chunk")
-    req.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    # required unless --configfile gives them (checked in config_from_args)
+    req = p.add_argument_group("required (unless --configfile holds them)")
+    req.add_argument("--db", help="DuckDB file")
+    req.add_argument("--dbn", help="DBN file or folder")
+    req.add_argument("--symbol", help="CME root, or several: MGC or MGC,GC (a universe)")
+    req.add_argument("--start", help="first trade date YYYY-MM-DD (inclusive)")
+    req.add_argument("--end", help="last trade date YYYY-MM-DD (inclusive)")
+    req.add_argument(
+        "--workers",
+        type=int,
+        help="parallel worker processes (with --configfile: default the profile's cores)",
+    )
+    req.add_argument("--chunk-days", type=int, help="trading days per chunk")
+    req.add_argument("--checkpoint", help="checkpoint directory")
     p.add_argument("--retry-failed", action="store_true", help="retry chunks marked failed")
     p.add_argument("--dry-run", action="store_true", help="print the plan, read no bar")
     p.add_argument(
@@ -79,7 +102,7 @@ def backfill_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--expected-gaps",
-        default="",
+        default=None,
         help="business days without bars: D1,D2 (every root) or ROOT:D (one root)",
     )
     default = schema_defaults()  # the one place of defaults: the workflow's config schema
@@ -139,41 +162,64 @@ def backfill_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, str]:
-    """The Snakemake ``--config`` entries of the CLI flags (paths made absolute; keys
-    left out take the schema's defaults in the workflow).
+    """The Snakemake ``--config`` entries of the CLI flags over the ``--configfile``
+    keys (paths made absolute; keys left out take the schema's defaults in the
+    workflow).
 
     Raises:
-        ConfigError: a required flag is empty.
+        ConfigError: a required setting is in neither the flags nor the file, or is
+            empty; the file is unreadable or breaks the schema.
     """
-    for flag in ("db", "dbn", "checkpoint", "symbol"):
-        if not str(getattr(args, flag)).strip():
-            raise ConfigError(f"--{flag} is empty")
-    common, per_root = parse_gaps(args.expected_gaps)
-    gaps = [str(d) for d in common] + [f"{root}:{d}" for root, d in per_root]
-    config = {
-        "dbn": str(Path(args.dbn).resolve()),
-        "db": str(Path(args.db).resolve()),
-        "symbol": "[" + ",".join(parse_symbols(args.symbol)) + "]",
-        "start": str(args.start),
-        "end": str(args.end),
-        "chunk_days": str(args.chunk_days),
-        "checkpoint": str(Path(args.checkpoint).resolve()),
-        "retry_failed": "true" if args.retry_failed else "false",
-        "expected_gaps": "[" + ",".join(f'"{g}"' for g in gaps) + "]",
-    }
-    optional = {
+    file = load_config_file(args.configfile) if args.configfile else {}
+    flags = {
+        "dbn": args.dbn,
+        "db": args.db,
+        "symbol": args.symbol,
+        "start": args.start,
+        "end": args.end,
+        "chunk_days": args.chunk_days,
+        "checkpoint": args.checkpoint,
+        "retry_failed": True if args.retry_failed else None,
+        "expected_gaps": args.expected_gaps,
         "spot_check_days": args.spot_check_days,
         "chunks_per_job": args.chunks_per_job,
         "dataset": args.dataset,
         "roll_rule": args.roll_rule,
-        "fetch": "true" if args.fetch else None,
+        "fetch": True if args.fetch else None,
         "databento_gateway": args.databento_gateway,
         "fetch_max_cost": args.fetch_max_cost,
         "fetch_retries": args.fetch_retries,
         "fetch_backoff": args.fetch_backoff,
     }
-    config.update({key: str(value) for key, value in optional.items() if value is not None})
-    return config
+    for key in PATH_KEYS:  # a flag's path: against the working directory
+        if flags[key] is not None and str(flags[key]).strip():
+            flags[key] = str(Path(str(flags[key])).expanduser().resolve())
+    merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
+    missing = [k for k in required_keys() if merged.get(k) is None]
+    if missing:
+        where = f" nor in {args.configfile}" if args.configfile else ""
+        raise ConfigError(
+            "missing required settings: "
+            + ", ".join(f"{k} (--{k.replace('_', '-')})" for k in missing)
+            + f": not given as flags{where}"
+        )
+    for key in ("db", "dbn", "checkpoint", "symbol"):
+        if not str(merged[key]).strip():
+            raise ConfigError(f"--{key} is empty")
+    common, per_root = parse_gaps(merged.get("expected_gaps"))
+    merged["expected_gaps"] = [str(d) for d in common] + [f"{r}:{d}" for r, d in per_root]
+    merged["symbol"] = list(parse_symbols(merged["symbol"]))
+    merged.setdefault("retry_failed", False)
+    return {key: config_value(value) for key, value in merged.items()}
+
+
+def config_value(value: object) -> str:
+    """A setting as a ``--config key=value`` value Snakemake reads back as it was."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(f'"{v}"' for v in value) + "]"
+    return str(value)
 
 
 def snakemake_command(args: argparse.Namespace) -> list[str]:
@@ -189,7 +235,9 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     """
     config = config_from_args(args)
     from_mapping(config)
-    if args.workers <= 0:
+    if args.workers is None and not args.configfile:
+        raise ConfigError("missing required settings: workers (--workers)")
+    if args.workers is not None and args.workers <= 0:
         raise ConfigError(f"--workers {args.workers} must be a positive integer")
     cmd = [
         sys.executable,
@@ -198,10 +246,10 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
         "--snakefile",
         str(snakefile()),
         "--directory",
-        str(workdir_of(args)),
-        "--cores",
-        str(args.workers),
+        str(workdir_of(args, config["db"])),
     ]
+    if args.workers is not None:
+        cmd += ["--cores", str(args.workers)]
     if args.profile:
         cmd += ["--profile", str(resolve_profile(args.profile))]
     if args.dry_run:
@@ -210,9 +258,9 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
-def workdir_of(args: argparse.Namespace) -> Path:
-    """The run's work directory: ``--workdir``, else ``<db>.work/`` beside the database."""
-    return Path(args.workdir).expanduser().resolve() if args.workdir else default_workdir(args.db)
+def workdir_of(args: argparse.Namespace, db: str) -> Path:
+    """``--workdir``, else ``<db>.work/`` beside the database (``db``: the effective one)."""
+    return Path(args.workdir).expanduser().resolve() if args.workdir else default_workdir(db)
 
 
 def run_backfill(argv: Sequence[str]) -> int:
@@ -223,16 +271,41 @@ def run_backfill(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"dbn-backfill: error: {exc}", file=sys.stderr)
         return 2
+    at = cmd.index("--directory") + 1
+    workdir = Path(cmd[at])
+    if args.dry_run:
+        # a dry run writes nothing: a work directory not yet there is not created
+        # (Snakemake would); an empty scratch folder stands in for it
+        if workdir.is_dir():
+            return run_interruptible(announce(cmd))
+        with tempfile.TemporaryDirectory(prefix="dbn-backfill-dry-run-") as scratch:
+            cmd[at] = scratch
+            return run_interruptible(announce(cmd))
     try:
-        workdir_of(args).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+        created = make_db_folder(Path(config_of(cmd)["db"]))
+        if created:
+            print(created, file=sys.stderr)
+        workdir.mkdir(parents=True, exist_ok=True)
+    except (ConfigError, OSError) as exc:
         print(
-            f"dbn-backfill: error: work directory {workdir_of(args)} cannot be created: {exc}",
+            f"dbn-backfill: error: work directory {workdir} cannot be created: {exc}"
+            if isinstance(exc, OSError)
+            else f"dbn-backfill: error: {exc}",
             file=sys.stderr,
         )
         return 2
+    return run_interruptible(announce(cmd))
+
+
+def announce(cmd: list[str]) -> list[str]:
     print("dbn-backfill: " + " ".join(cmd), file=sys.stderr)
-    return run_interruptible(cmd)
+    return cmd
+
+
+def config_of(cmd: list[str]) -> dict[str, str]:
+    """The ``--config`` entries of a Snakemake command line."""
+    entries = cmd[cmd.index("--config") + 1 :]
+    return dict(entry.split("=", 1) for entry in entries)
 
 
 def run_interruptible(cmd: list[str]) -> int:
@@ -245,7 +318,15 @@ def run_interruptible(cmd: list[str]) -> int:
     chunk in flight); this process waits, then says the run was interrupted and
     returns ``128 + signal``.
     """
-    child = subprocess.Popen(cmd, env=os.environ.copy())
+    # in a pipe, Snakemake's output goes through this process (relay_output)
+    relay = not sys.stdout.isatty()
+    child = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.PIPE if relay else None)
+    cut = threading.Event()
+    relayer = None
+    if child.stdout is not None:
+        stream = cast(io.BufferedReader, child.stdout)
+        relayer = threading.Thread(target=relay_output, args=(stream, cut), daemon=True)
+        relayer.start()
     received: list[int] = []
 
     def pass_on(signum: int, frame: FrameType | None) -> None:
@@ -259,6 +340,8 @@ def run_interruptible(cmd: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if relayer is not None:
+        relayer.join(timeout=10)
     if not received:
         return code
     name = signal.Signals(received[0]).name
@@ -268,6 +351,52 @@ def run_interruptible(cmd: list[str]) -> int:
         file=sys.stderr,
     )
     return 128 + received[0]
+
+
+#: The exit status of a view whose reader went away: 128 + SIGPIPE, what the shell
+#: reports for a program a closed pipe ended (``yes | head -1``).
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
+def quiet_in_a_pipe(command: Callable[..., int]) -> Callable[..., int]:
+    """``command`` ends quietly when its reader goes away (``dbn-backfill show | head
+    -1``): no traceback, exit status 141. stdout is then pointed at /dev/null, so the
+    interpreter's last flush at exit cannot fail again."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        try:
+            code = command(*args, **kwargs)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            return BROKEN_PIPE_STATUS
+
+    return wrapper
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def relay_output(source: io.BufferedReader, cut: threading.Event) -> None:
+    """Copy Snakemake's stdout to ours until it ends. When our reader goes away the
+    rest is read and dropped (``cut`` set): the run goes on, never stopped by a closed
+    pipe mid-merge, and Snakemake never meets the broken pipe itself."""
+    out = sys.stdout.buffer
+    for chunk in iter(lambda: source.read1(65536), b""):
+        if cut.is_set():
+            continue
+        try:
+            out.write(chunk)
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            cut.set()
+            _stdout_to_devnull()
 
 
 def run_synth(argv: Sequence[str]) -> int:
@@ -338,6 +467,7 @@ def run_status(argv: Sequence[str]) -> int:
 
 
 def run_rolls(argv: Sequence[str]) -> int:
+    """``dbn-backfill rolls``: print or write the roll table; returns the exit status."""
     from dbn_backfill.views import rolls
 
     parser = argparse.ArgumentParser(
@@ -349,6 +479,7 @@ def run_rolls(argv: Sequence[str]) -> int:
     return rolls.run(parser.parse_args(argv))
 
 
+@quiet_in_a_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``dbn-backfill`` entry point: dispatch on the subcommand; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)

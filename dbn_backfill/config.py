@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -328,6 +329,27 @@ def from_mapping(config: Mapping[str, Any], base: Path | None = None) -> Backfil
     )
 
 
+def make_db_folder(db: Path) -> str | None:
+    """Create the missing folder of database ``db`` (a real run asked for a database
+    there; the CLI and the Snakefile both do it); returns the line saying so, or None
+    when the folder exists.
+
+    Raises:
+        ConfigError: the folder cannot be created.
+    """
+    folder = Path(db).parent
+    if folder.is_dir():
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"folder {folder} of db {db} does not exist and cannot be created "
+            f"({exc.strerror or exc}); nothing was changed"
+        ) from exc
+    return f"dbn-backfill: created folder {folder} for database {Path(db).name}"
+
+
 def check_writable(cfg: BackfillConfig, workdir: Path | None = None) -> None:
     """Fail before any work if the database file, its folder, the checkpoint folder or
     the work directory cannot be written.
@@ -342,6 +364,9 @@ def check_writable(cfg: BackfillConfig, workdir: Path | None = None) -> None:
     """
     if cfg.db.is_dir():
         raise ConfigError(f"db {cfg.db} is a directory, not a DuckDB file")
+    created = make_db_folder(cfg.db)
+    if created:
+        print(created, file=sys.stderr)
     _probe_dir(cfg.db.parent, f"folder {cfg.db.parent} of db {cfg.db}")
     if cfg.db.exists():
         try:
@@ -375,3 +400,62 @@ def _probe_dir(folder: Path, what: str) -> None:
         raise ConfigError(
             f"{what} is not writable ({exc.strerror or exc}); nothing was changed"
         ) from exc
+
+
+#: The keys holding a path: relative ones in a config file resolve against its folder.
+PATH_KEYS = ("dbn", "db", "checkpoint")
+
+
+def load_config_file(path: Path | str) -> dict[str, Any]:
+    """The settings of a config file (``dbn-backfill --configfile``): the keys of
+    Snakemake's config, checked against the same schema (less its required keys: flags
+    may give those). Relative paths of ``dbn``, ``db`` and ``checkpoint`` are resolved
+    against the file's folder, so a file means the same from any working directory.
+
+    Raises:
+        ConfigError: the file cannot be read, is not a YAML mapping, holds a key the
+            schema does not know (naming it and the closest known key), or a value of
+            the wrong type.
+    """
+    import difflib
+
+    import jsonschema
+
+    path = Path(path).expanduser()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} is not a mapping of config keys")
+    known = list(_schema()["properties"])
+    unknown = [str(k) for k in raw if k not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        raise ConfigError(
+            f"config file {path}: unknown keys {', '.join(hints)}; the keys are those of "
+            "config/README.md"
+        )
+
+    def plain(value: Any) -> Any:  # YAML dates as the strings Snakemake's --config gives
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    data = {str(k): plain(v) for k, v in raw.items()}
+    schema = {k: v for k, v in _schema().items() if k != "required"}
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        where = ".".join(str(p) for p in errors[0].absolute_path) or "(top)"
+        raise ConfigError(f"config file {path}: {where}: {errors[0].message}")
+    for key in PATH_KEYS:
+        if data.get(key) not in (None, ""):
+            data[key] = str((path.parent / os.path.expanduser(str(data[key]))).resolve())
+    return data

@@ -225,6 +225,42 @@ def write_group_stamps(plan: Plan) -> list[str]:
     ]
 
 
+def write_plan_files(plan: Plan, scratch: Path | None = None) -> dict[str, str]:
+    """Write the calendar and the decode groups' stamps where the jobs read them (only
+    those that changed: :func:`write_calendar`, :func:`write_group_stamps`).
+
+    With ``scratch`` (a dry run) nothing is written under the work directory: each file
+    a real run would write, because it is missing or its content changed, is written
+    under ``scratch`` instead, and the result maps its path to that copy, so the jobs'
+    inputs can name the copy (a fresh file: Snakemake lists what a real run would run).
+
+    Returns:
+        ``{path under the work directory: path of its scratch copy}`` (empty for a real
+        run).
+    """
+    if scratch is None:
+        write_calendar(plan)
+        write_group_stamps(plan)
+        return {}
+    moved: dict[str, str] = {}
+    pending = [(plan.calendar_file(), None)] + [
+        (plan.stamp_file(g), plan.group_stamp(g)) for g in plan.used_groups()
+    ]
+    for real, text in pending:
+        copy = Path(scratch) / str(real).lstrip("/")
+        if text is None:
+            save_calendar(plan.calendar, copy)
+        else:
+            write_if_changed(copy, text)
+        try:
+            same = Path(real).read_bytes() == copy.read_bytes()
+        except OSError:
+            same = False
+        if not same:
+            moved[str(real)] = str(copy)
+    return moved
+
+
 def config_snapshot(plan: Plan) -> dict[str, str]:
     """The run's effective settings, as logged at start."""
     return {key: str(value) for key, value in plan.cfg.settings().items()}

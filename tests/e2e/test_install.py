@@ -1,6 +1,8 @@
 """The wheel is the whole product: built, installed into a fresh venv outside the
 checkout, run from a temporary directory, it writes the same table as the
-editable install of the checkout."""
+editable install of the checkout, and every command the README shows works from it
+(``show``, ``status``, ``report``, ``paths``, ``synth``, a dry run, and Snakemake's own
+``backfill_report`` target and ``--report``)."""
 
 from __future__ import annotations
 
@@ -87,7 +89,49 @@ def test_wheel_backfills_from_any_directory_like_the_checkout(installed, tmp_pat
     where = sh([str(installed / "dbn-backfill"), "paths", "--snakefile"], cwd=elsewhere, env=env)
     assert str(PROJECT) not in where.stdout
 
+    run_the_readme_commands(installed, elsewhere, dbn, env)
+
     checkout = Run(tmp_path / "checkout", dbn, "MGC", START, END, chunk_days=5)
     checkout.root.mkdir()
     checkout.run(check=True)
     assert content_hash(elsewhere / "mgc.duckdb") == content_hash(checkout.db)
+
+
+def run_the_readme_commands(bin_: Path, here: Path, dbn: Path, env: dict[str, str]) -> None:
+    """Every other command of the README, from the wheel, in ``here`` (which holds the
+    backfill ``mgc.duckdb`` / ``ckpt`` of the test above)."""
+    tool = str(bin_ / "dbn-backfill")
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return sh(list(cmd), cwd=here, env=env)
+
+    assert "--configfile" in run(tool, "--help").stdout
+    assert "MGC" in run(tool, "show", "--db", "mgc.duckdb").stdout
+    run(tool, "report", "--db", "mgc.duckdb", "--checkpoint", "ckpt", "--out", "cli-report.html")
+    assert (here / "cli-report.html").stat().st_size > 10_000
+    assert "snakefile" in run(tool, "paths").stdout
+    profiles = Path(run(tool, "paths", "--profiles").stdout.strip())
+    assert (profiles / "default" / "config.yaml").is_file()
+    run(tool, "synth", "--out", "synth", "--start", "2024-01-02", "--end", "2024-01-03",
+        "--seed", "3")  # fmt: skip
+    assert list((here / "synth").rglob("*.dbn*"))
+    flags = [
+        "--db", "mgc.duckdb", "--dbn", str(dbn), "--symbol", "MGC", "--start", str(START),
+        "--end", str(END), "--workers", "2", "--chunk-days", "5", "--checkpoint", "ckpt",
+    ]  # fmt: skip
+    dry = run(tool, *flags, "--dry-run")
+    assert "This was a dry-run" in dry.stdout, dry.stderr[-2000:]
+
+    # Snakemake itself, on the installed Snakefile: the report target, then its report
+    snakefile = run(tool, "paths", "--snakefile").stdout.strip()
+    snakemake = [
+        str(bin_ / "snakemake"), "--snakefile", snakefile,
+        "--directory", str(here / "mgc.duckdb.work"), "--cores", "2",
+    ]  # fmt: skip
+    config = [
+        "--config", f"dbn={dbn}", f"db={here / 'mgc.duckdb'}", "symbol=MGC",
+        f"start={START}", f"end={END}", "chunk_days=5", f"checkpoint={here / 'ckpt'}",
+    ]  # fmt: skip
+    run(*snakemake, "backfill_report", *config)
+    run(*snakemake, "--report", str(here / "report.html"), "backfill_report", *config)
+    assert (here / "report.html").stat().st_size > 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from dbn_backfill.errors import BackfillError
+from dbn_backfill.runtime.dryrun import keep_snakemake_state_untouched, scratch
 from dbn_backfill.runtime.module_use import hand_over_handlers
 from dbn_backfill.sources.fetch import fetch_from_config
 from dbn_backfill.layout import Layout
@@ -20,8 +21,7 @@ from dbn_backfill.planning.plan import (
     config_snapshot,
     describe_chunks,
     make_plan,
-    write_calendar,
-    write_group_stamps,
+    write_plan_files,
 )
 from dbn_backfill.views.runs import write_run_config
 
@@ -54,11 +54,15 @@ try:
         print(describe_chunks(PLAN), file=sys.stderr)
     if WRITES:
         check_before_run(PLAN, Path.cwd())
+    # the calendar the plan computed is every job's input (no job of its own), a decode
+    # group's stamp its decode's; a dry run writes them to a scratch folder instead, and
+    # the inputs name those copies, so that -n shows the decodes a changed file reruns
+    # and writes nothing (dbn_backfill/runtime/dryrun.py)
+    DRY_RUN_COPIES = {}
     if workflow.is_main_process:
-        # also in a dry run, so that -n shows the decodes a changed file reruns; the
-        # calendar the plan computed is every job's input (no job of its own)
-        write_calendar(PLAN)
-        write_group_stamps(PLAN)
+        DRY_RUN_COPIES = write_plan_files(PLAN, scratch() if DRY_RUN else None)
+    if workflow.is_main_process and DRY_RUN:
+        keep_snakemake_state_untouched()
     if WRITES:
         daemonize_scheduler_timers()
         make_sigterm_reentrant()
@@ -87,13 +91,15 @@ def run_records(kind):
 
 
 def calendar_file():
-    return str(PLAN.calendar_file())
+    path = str(PLAN.calendar_file())
+    return DRY_RUN_COPIES.get(path, path)
 
 
 def group_stamp_file(wildcards):
     """A decode group's content stamp: its input, instead of the DBN files themselves,
     so that what reruns a decode is a change of content, never a bare mtime."""
-    return str(PLAN.stamp_file(wildcards.group))
+    path = str(PLAN.stamp_file(wildcards.group))
+    return DRY_RUN_COPIES.get(path, path)
 
 
 def decoded_file(group, kind="parquet"):
@@ -137,7 +143,8 @@ def batch_files(kind):
 
 def source_stamps():
     """Every used decode group's content stamp: what changes when a file's content does."""
-    return [str(PLAN.stamp_file(group)) for group in PLAN.used_groups()]
+    stamps = [str(PLAN.stamp_file(group)) for group in PLAN.used_groups()]
+    return [DRY_RUN_COPIES.get(path, path) for path in stamps]
 
 
 #: per root, the gates' results kept beside their log
