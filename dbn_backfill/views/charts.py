@@ -4,7 +4,8 @@ Three charts, each readable from three months to sixteen years of trade dates:
 
 * :func:`roll_overview` -- the selected contract per trade date as the number of days
   until its contract month (a saw tooth: each roll is a jump up, a flip back to an
-  earlier expiry a jump down, marked red), the runner-up as grey dots, and below it the
+  earlier expiry a jump down, marked red; a roll with a stale gap marked by a purple
+  diamond), the runner-up as grey dots, and below it the
   selected contract's share of the top two contracts' volume (near ties marked).
 * :func:`roll_detail` -- the last trade dates (about a year) as a contract ladder:
   one row per contract, named, so which contract was chosen on which day can be read.
@@ -36,6 +37,7 @@ SELECTED = "#1f4e8c"
 RUNNER_UP = "#9a9a9a"
 FLIP = "#d62728"
 TIE = "#ff7f0e"
+STALE = "#7b2cbf"
 
 
 def to_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -91,7 +93,9 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
             ``days_to_month`` (of the selected contract), ``runner_up_days_to_month``
             (NaN without runner-up), ``share_top2``.
         rolls: one row per roll: ``trade_date``, ``from_symbol``, ``to_symbol``, ``kind``
-            (``roll`` or ``back to an earlier expiry``).
+            (``roll`` or ``back to an earlier expiry``), optionally ``stale`` (bool).
+
+    Contracts are counted as (raw symbol, expiry) pairs (``days["expiry"]``, ``YYYYMM``).
     """
     title = f"{symbol}: front contract per trade date"
     if days.empty:
@@ -126,6 +130,19 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
         zorder=3,
     )
     flips = rolls[rolls["kind"] != "roll"] if not rolls.empty else rolls
+    forward = rolls[rolls["kind"] == "roll"] if not rolls.empty else rolls
+    if not forward.empty:
+        at = days.set_index("trade_date")["days_to_month"]
+        rx = pd.DatetimeIndex(forward["trade_date"])
+        top.scatter(
+            rx,
+            at.reindex(rx).to_numpy(),
+            marker="^",
+            s=16,
+            color=SELECTED,
+            zorder=4,
+            label=f"roll to a later expiry: {len(forward)}",
+        )
     if not flips.empty:
         at = days.set_index("trade_date")["days_to_month"]
         fx = pd.DatetimeIndex(flips["trade_date"])
@@ -136,7 +153,7 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
             s=60,
             color=FLIP,
             zorder=4,
-            label="roll back to an earlier expiry",
+            label=f"roll back to an earlier expiry: {len(flips)}",
         )
         for row in flips.head(12).to_dict("records"):
             top.annotate(
@@ -151,6 +168,21 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": FLIP, "lw": 0.5},
                 zorder=5,
             )
+    stale = rolls[rolls["stale"].astype(bool)] if "stale" in rolls and not rolls.empty else rolls
+    if not stale.empty:
+        at = days.set_index("trade_date")["days_to_month"]
+        sx = pd.DatetimeIndex(stale["trade_date"])
+        top.scatter(
+            sx,
+            at.reindex(sx).to_numpy(),
+            marker="D",
+            s=34,
+            facecolors="none",
+            edgecolors=STALE,
+            linewidths=1.3,
+            zorder=4,
+            label=f"stale gap (last bars > 5 min apart or none): {len(stale)}",
+        )
     _label_segments(top, days)
     top.set_ylabel("days from trade date\nto the contract month")
     top.set_ylim(bottom=min(-5.0, float(np.nanmin(days["days_to_month"])) - 5))
@@ -159,7 +191,8 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
     n_rolls = len(rolls)
     n_flips = len(flips)
     top.set_title(
-        f"{title}: {len(days)} trade dates, {days['expiry'].nunique()} contracts, "
+        f"{title}: {len(days)} trade dates, "
+        f"{len(days[['source_symbol', 'expiry']].drop_duplicates())} contracts, "
         f"{n_rolls} rolls ({n_flips} back to an earlier expiry)",
         fontsize=11,
         loc="left",
@@ -286,7 +319,15 @@ def roll_detail(
     shown = rolls[rolls["trade_date"] >= x.min()] if not rolls.empty else rolls
     for row in shown.to_dict("records"):
         colour = FLIP if row["kind"] != "roll" else "black"
-        ax.axvline(row["trade_date"], color=colour, linewidth=0.6, alpha=0.5, zorder=1)
+        stale = bool(row.get("stale", False))
+        ax.axvline(
+            row["trade_date"],
+            color=STALE if stale and colour == "black" else colour,
+            linewidth=0.9 if stale else 0.6,
+            linestyle="--" if stale else "-",
+            alpha=0.6,
+            zorder=1,
+        )
         ax.annotate(
             f"{row['to_symbol']} {row['trade_date']:%m-%d}",
             (row["trade_date"], 1.0),
@@ -303,7 +344,9 @@ def roll_detail(
     ax.set_yticks(range(len(row_of)), list(row_of))
     ax.set_ylim(-0.7, len(row_of) - 0.3)
     ax.set_ylabel("contract (ordered by expiry)")
-    ax.set_xlabel("trade date (vertical lines: rolls, red: back to an earlier expiry)")
+    ax.set_xlabel(
+        "trade date (vertical lines: rolls, red: back to an earlier expiry, dashed: stale gap)"
+    )
     ax.grid(axis="y", alpha=0.25)
     ax.set_title(title, fontsize=11, loc="left", pad=64)
     fig.legend(loc="outside lower center", fontsize=8, ncols=3)

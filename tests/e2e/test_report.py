@@ -167,24 +167,43 @@ def test_charts_are_embedded_pngs(page):
         assert needle not in text, needle
 
 
-def test_rolls_table_holds_every_roll_of_the_data(page):
+def test_rolls_table_holds_every_roll_of_the_data(page, backfill):
     rows = page[0].tables["rolls"]
-    assert rows[0][:4] == ["trade date", "from", "to", "kind"]
-    assert rows[1:] == [
-        ["2024-02-13", "MGCJ4", "MGCM4", "roll", "120", "20", "MGCJ4", "20", "85.7%"],
-        [
-            "2024-02-15",
-            "MGCM4",
-            "MGCJ4",
-            "back to an earlier expiry",
-            "44",
-            "40",
-            "MGCM4",
-            "40",
-            "52.4%",
-        ],
-        ["2024-02-16", "MGCJ4", "MGCM4", "roll", "120", "10", "MGCJ4", "10", "92.3%"],
+    assert rows[0][:9] == ["trade date", "from contract", "from expiry", "to contract",
+                           "to expiry", "gap", "ratio", "roll back", "stale"]  # fmt: skip
+    con = duckdb.connect(str(backfill.db), read_only=True)
+    try:
+        view = con.execute(
+            "SELECT trade_date, gap, ratio, stale FROM rolls ORDER BY trade_date"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [r[0] for r in rows[1:]] == [str(v[0]) for v in view]
+    assert [(r[5], r[6]) for r in rows[1:]] == [(f"{g:+,.2f}", f"{q:,.5f}") for _, g, q, _ in view]
+    assert [r[8] == "stale" for r in rows[1:]] == [bool(v[3]) for v in view]
+    assert [r[1:5] + r[7:8] + r[9:] for r in rows[1:]] == [
+        ["MGCJ4", "2024-04", "MGCM4", "2024-06", "", "120", "20", "MGCJ4", "20", "85.7%"],
+        ["MGCM4", "2024-06", "MGCJ4", "2024-04", "roll back", "44", "40", "MGCM4", "40", "52.4%"],
+        ["MGCJ4", "2024-04", "MGCM4", "2024-06", "", "120", "10", "MGCJ4", "10", "92.3%"],
     ]
+
+
+def test_lookahead_exposure_matches_the_lineage(page, backfill):
+    parsed, text, _ = page
+    con = duckdb.connect(str(backfill.db), read_only=True)
+    try:
+        differs, unknown, total = con.execute(
+            "SELECT count(*) FILTER (other_rule_pick <> source_symbol), "
+            "count(*) FILTER (other_rule_pick IS NULL), count(*) FROM bars_1m_trade_dates"
+        ).fetchone()
+    finally:
+        con.close()
+    row = parsed.tables["exposure"][1]
+    assert row[:3] == ["same_day_volume", "prior_day_volume", str(total)]
+    assert (row[3], row[6]) == (str(differs), str(unknown))
+    assert differs > 0  # the prior day's volume rolls a day later: 02-13, 02-15, 02-16, ...
+    assert len(parsed.tables["exposure-days"]) - 1 == differs
+    assert 'id="exposure-section"' in text and 'id="exposure-summary"' in text
 
 
 def test_thinnest_days_and_missing_days(page, backfill):
@@ -192,7 +211,7 @@ def test_thinnest_days_and_missing_days(page, backfill):
     thin = parsed.tables["thin-days"]
     assert thin[0][:5] == ["trade date", "contract", "bars", "session minutes", "coverage"]
     first = thin[1]
-    assert first[:3] == [str(THIN), "MGCM4", "1"]
+    assert first[:3] == [str(THIN), "MGCM4 (2024-06)", "1"]
     assert first[3] == "1,380"  # a CMEGlobex_Metals session: 17:00-16:00 Chicago
     assert len(thin) - 1 == len(business_days(START, END))  # fewer than 20 trade dates
     assert parsed.ids["missing-days"].startswith("None")
@@ -221,7 +240,7 @@ def test_chunks_and_sources_tables_match_the_lineage(page, backfill):
         assert (int(row[3].replace(",", "")), row[5]) == lineage[row[0]]
     assert sum(int(r[3].replace(",", "")) for r in chunk_rows[1:]) == total
     roll_chunk = next(r for r in chunk_rows[1:] if r[1].startswith("2024-02-09"))
-    assert roll_chunk[4] == "MGCJ4 MGCM4" and roll_chunk[2] == "5"
+    assert roll_chunk[4] == "MGCJ4 (2024-04) MGCM4 (2024-06)" and roll_chunk[2] == "5"
 
     sources = {(r[0], int(r[1].replace(",", "")), r[2]) for r in page[0].tables["sources"][1:]}
     expected = {

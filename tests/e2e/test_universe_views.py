@@ -148,13 +148,14 @@ def test_report_has_the_overview_and_a_section_per_root(backfill, tmp_path):
     assert "<title>dbn-backfill report: GC, MGC</title>" in page
     start = page.index('<table id="overview">')
     overview = page[start : page.index("</table>", start)]
-    assert overview.count("<tr>") == 3
+    assert overview.count("<tr>") == 3 and "<th>lookahead exposure</th>" in overview
     for root in ROOTS:
         rows, first, last, _ = known[root]
         assert f'href="#{root}-section">{root}</a>' in overview
         assert f"{rows:,}" in overview and first in overview and last in overview
         for part in ("section", "chart-rolls", "chart-rolls-detail", "chart-bars-per-day",
-                     "rolls", "gates", "runs", "chunks", "sources", "config"):  # fmt: skip
+                     "rolls", "exposure-section", "exposure", "gates", "runs", "chunks",
+                     "sources", "config"):  # fmt: skip
             assert f'id="{root}-{part}"' in page, (root, part)
         assert {p.name for p in (tmp_path / "charts" / root).iterdir()} == {
             "rolls.png", "rolls_detail.png", "bars_per_day.png",

@@ -133,9 +133,9 @@ def test_the_model_holds_what_the_database_checkpoints_and_runs_say(backfill):
     assert (model.first_trade_date, model.last_trade_date) == (MON, THU)
     assert len(model.days) == 3 and model.bars == 23 and model.contracts == 2
     assert model.rolls == (
-        Roll(TUE, "MGCJ4", "MGCM4", ROLL, 120, 40, "MGCJ4", 40, 0.75),
-        Roll(THU, "MGCM4", "MGCJ4", BACK, 60, 60, "MGCM4", 60, 0.5),
-    )
+        Roll(TUE, "MGCJ4", "MGCM4", ROLL, 120, 40, "MGCJ4", 40, 0.75, "2024-04", "2024-06"),
+        Roll(THU, "MGCM4", "MGCJ4", BACK, 60, 60, "MGCM4", 60, 0.5, "2024-06", "2024-04"),
+    )  # no term structure: gap, ratio and stale unknown
     assert model.rolls_back == 1
     thinnest = model.thinnest[0]
     assert (thinnest.trade_date, thinnest.bars, thinnest.session_minutes) == (THU, 2, 1380)

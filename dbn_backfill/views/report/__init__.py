@@ -13,7 +13,11 @@ work directory, the checkpoint files), writes nothing but ``--out`` (and the cha
 PNGs with ``--charts-dir``), and holds:
 
 * rolls: the selected contract per trade date, its share of the top two contracts'
-  volume and the runner-up (charts), and a table of every roll;
+  volume and the runner-up (charts, roll-backs and stale gaps marked), and a table of
+  every roll of the ``rolls`` view (gap, ratio, roll back, stale); contracts counted
+  and named as raw symbol + expiry;
+* lookahead exposure: the trade dates on which the other roll rule would have picked
+  another contract (``other_rule_pick``), unknown ones apart;
 * bars per trade date against the minutes of the CME session(s) of that trade date
   (``pandas_market_calendars``), the thinnest days, business days without bars;
 * the gates of the latest run with a gates report, the runs of the work directory;

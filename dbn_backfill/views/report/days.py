@@ -84,23 +84,70 @@ def _days_to_month(expiry: np.ndarray, trade_dates: pd.Series) -> np.ndarray:
     return out
 
 
+#: Lineage columns the report reads beyond the first release's (an older database the
+#: next run has not migrated yet lacks them: read as NULL).
+LINEAGE_EXTRAS = ("expiry", "runner_up_expiry", "roll_rule", "other_rule_pick")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {str(r[1]) for r in con.execute(f"PRAGMA table_info('{table}')").fetchall()}
+
+
+def _yyyymm(text: pd.Series) -> np.ndarray:
+    """``YYYY-MM`` texts as ``YYYYMM`` floats (NaN for NULL)."""
+    parsed = text.astype("string").str.replace("-", "", regex=False)
+    return pd.to_numeric(parsed, errors="coerce").to_numpy(dtype="float64")
+
+
+def _yyyy_mm(yyyymm: np.ndarray) -> list[str | None]:
+    """``YYYYMM`` floats as ``YYYY-MM`` texts (None for NaN)."""
+    return [None if np.isnan(v) else f"{int(v) // 100:04d}-{int(v) % 100:02d}" for v in yyyymm]
+
+
+def contract_label(raw: object, expiry: object) -> str | None:
+    """A contract as the report names it: raw symbol and expiry, ``MGCV0 (2010-10)``
+    (the raw symbol alone when the expiry is unknown; None without a raw symbol)."""
+    if not isinstance(raw, str):
+        return None
+    return f"{raw} ({expiry})" if isinstance(expiry, str) and expiry else raw
+
+
 def selection_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
-    """The lineage's selection per trade date, with expiries and the top-two share."""
+    """The lineage's selection per trade date, with expiries and the top-two share.
+
+    A contract is its raw symbol with its expiry (``MGCV0`` of 2010 and of 2020 are two):
+    ``expiry_text`` / ``runner_up_expiry_text`` are the lineage's ``YYYY-MM`` (computed
+    from the raw symbol by the section 5 year rule where the lineage has none), and
+    ``contract`` / ``runner_up_contract`` the names shown, ``MGCV0 (2010-10)``.
+    """
+    have = _columns(con, "bars_1m_trade_dates")
+    extras = ", ".join(c if c in have else f"CAST(NULL AS TEXT) AS {c}" for c in LINEAGE_EXTRAS)
     days = con.execute(
         "SELECT trade_date, source_symbol, instrument_id, volume, runner_up, "
-        "runner_up_volume, chunk_id FROM bars_1m_trade_dates WHERE symbol = ? "
+        f"runner_up_volume, chunk_id, {extras} FROM bars_1m_trade_dates WHERE symbol = ? "
         "ORDER BY trade_date",
         [symbol],
     ).df()
     if days.empty:
         return days.assign(
-            expiry=[], runner_up_expiry=[], days_to_month=[], runner_up_days_to_month=[],
-            share_top2=[],
+            expiry_text=[], runner_up_expiry_text=[], contract=[], runner_up_contract=[],
+            days_to_month=[], runner_up_days_to_month=[], share_top2=[],
         )  # fmt: skip
     days["trade_date"] = pd.to_datetime(days["trade_date"])
     years = pd.DatetimeIndex(days["trade_date"]).year.to_numpy()
-    days["expiry"] = _expiry(days["source_symbol"], years, symbol)
-    days["runner_up_expiry"] = _expiry(days["runner_up"], years, symbol)
+    for col, raw in (("expiry", "source_symbol"), ("runner_up_expiry", "runner_up")):
+        stored = _yyyymm(days[col])
+        computed = _expiry(days[raw], years, symbol)
+        days[col] = np.where(np.isnan(stored), computed, stored)
+        days[f"{col}_text"] = _yyyy_mm(days[col].to_numpy())
+    days["contract"] = [
+        contract_label(r, e)
+        for r, e in zip(days["source_symbol"], days["expiry_text"], strict=True)
+    ]
+    days["runner_up_contract"] = [
+        contract_label(r, e)
+        for r, e in zip(days["runner_up"], days["runner_up_expiry_text"], strict=True)
+    ]
     days["days_to_month"] = _days_to_month(days["expiry"].to_numpy(), days["trade_date"])
     days["runner_up_days_to_month"] = _days_to_month(
         days["runner_up_expiry"].to_numpy(), days["trade_date"]
@@ -112,17 +159,40 @@ def selection_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame
     return days
 
 
-def roll_frame(days: pd.DataFrame) -> pd.DataFrame:
-    """One row per trade date whose selected contract differs from the previous one's."""
+def rolls_view_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
+    """The ``rolls`` view of contract section 12 for ``symbol`` (empty, with its columns,
+    when the database predates the view)."""
+    columns = ["trade_date", "from_contract", "from_expiry", "to_contract", "to_expiry",
+               "gap", "ratio", "roll_back", "stale"]  # fmt: skip
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'rolls' AND NOT temporary"
+    ).fetchall()[0][0]
+    if not exists:
+        return pd.DataFrame(columns=columns)
+    frame = con.execute(
+        f"SELECT {', '.join(columns)} FROM rolls WHERE symbol = ? ORDER BY trade_date", [symbol]
+    ).df()
+    frame["trade_date"] = pd.to_datetime(frame["trade_date"])
+    return frame
+
+
+def roll_frame(days: pd.DataFrame, view: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per trade date whose selected contract (raw symbol and expiry) differs
+    from the previous one's, with the ``rolls`` view's ``gap``, ``ratio`` and ``stale``
+    of that trade date (``view``: :func:`rolls_view_frame`; None or no row: unknown)."""
     columns = [
         "trade_date", "from_symbol", "to_symbol", "kind", "to_volume", "from_volume",
-        "runner_up", "runner_up_volume", "share_top2",
+        "runner_up", "runner_up_volume", "share_top2", "from_expiry", "to_expiry",
+        "gap", "ratio", "stale",
     ]  # fmt: skip
     if len(days) < 2:
         return pd.DataFrame(columns=columns)
     prev = days["source_symbol"].shift()
     prev_expiry = days["expiry"].shift()
-    at = days.index[days["source_symbol"].ne(prev) & prev.notna()]
+    changed = days["source_symbol"].ne(prev) | (
+        days["expiry"].ne(prev_expiry) & days["expiry"].notna() & prev_expiry.notna()
+    )
+    at = days.index[changed & prev.notna()]
     rolls = pd.DataFrame(
         {
             "trade_date": days.loc[at, "trade_date"],
@@ -132,6 +202,8 @@ def roll_frame(days: pd.DataFrame) -> pd.DataFrame:
             "runner_up": days.loc[at, "runner_up"],
             "runner_up_volume": days.loc[at, "runner_up_volume"],
             "share_top2": days.loc[at, "share_top2"],
+            "from_expiry": days["expiry_text"].shift().loc[at],
+            "to_expiry": days.loc[at, "expiry_text"],
         }
     )
     earlier = days.loc[at, "expiry"] < prev_expiry.loc[at]
@@ -140,6 +212,11 @@ def roll_frame(days: pd.DataFrame) -> pd.DataFrame:
     rolls["from_volume"] = rolls["runner_up_volume"].where(
         rolls["runner_up"] == rolls["from_symbol"]
     )
+    measured = ["gap", "ratio", "stale"]
+    if view is not None and not view.empty:
+        rolls = rolls.merge(view[["trade_date", *measured]], on="trade_date", how="left")
+    else:
+        rolls = rolls.assign(**dict.fromkeys(measured, None))
     return rolls[columns].reset_index(drop=True)
 
 

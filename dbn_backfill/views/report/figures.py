@@ -10,13 +10,14 @@ from dbn_backfill.views.report.model import ReportModel
 
 def rolls_frame(model: ReportModel) -> pd.DataFrame:
     """The rolls as the charts take them: ``trade_date`` (datetime64), ``from_symbol``,
-    ``to_symbol``, ``kind``."""
+    ``to_symbol``, ``kind``, ``stale`` (bool; unknown counts as not stale)."""
     return pd.DataFrame(
         {
             "trade_date": pd.to_datetime([r.trade_date for r in model.rolls]),
             "from_symbol": [r.from_symbol for r in model.rolls],
             "to_symbol": [r.to_symbol for r in model.rolls],
             "kind": [r.kind for r in model.rolls],
+            "stale": [bool(r.stale) for r in model.rolls],
         }
     )
 

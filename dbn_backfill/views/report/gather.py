@@ -28,12 +28,15 @@ from dbn_backfill.views.report.days import (
     bars_frame,
     coverage,
     roll_frame,
+    rolls_view_frame,
     selection_frame,
     sessions,
 )
 from dbn_backfill.views.report.model import (
     Checkpoints,
     Chunk,
+    Exposure,
+    ExposureDay,
     PackageVersion,
     ReportError,
     ReportModel,
@@ -97,12 +100,18 @@ def database_symbols(db: Path) -> list[str]:
 
 
 def chunk_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
-    """Committed chunks with their trade dates and contracts."""
+    """Committed chunks with their trade dates and contracts (``MGCJ4 (2024-04)``; the
+    raw symbol alone where the lineage has no expiry)."""
+    have = {r[1] for r in con.execute("PRAGMA table_info('bars_1m_trade_dates')").fetchall()}
+    name = (
+        "t.source_symbol || coalesce(' (' || t.expiry || ')', '')"
+        if "expiry" in have
+        else "t.source_symbol"
+    )
     return con.execute(
-        """
+        f"""
         SELECT c.chunk_id, c.chunk_start, c.chunk_end, count(t.trade_date) AS trade_dates,
-               c.rows, string_agg(DISTINCT t.source_symbol, ' ' ORDER BY t.source_symbol)
-                 AS contracts,
+               c.rows, string_agg(DISTINCT {name}, ' ' ORDER BY {name}) AS contracts,
                c.content_hash, c.committed_at, c.run_id
         FROM bars_1m_chunks c LEFT JOIN bars_1m_trade_dates t
           ON t.symbol = c.symbol AND t.chunk_id = c.chunk_id
@@ -206,6 +215,38 @@ def _str(value: Any) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
+def _bool(value: Any) -> bool | None:
+    return None if value is None or pd.isna(value) else bool(value)
+
+
+def exposure_of(days: pd.DataFrame) -> Exposure:
+    """Lookahead exposure of the selection frame: the trade dates whose
+    ``other_rule_pick`` differs from the selected contract, equals it, or is unknown."""
+    if days.empty or "other_rule_pick" not in days:
+        return Exposure(rules=(), trade_dates=len(days), differs=0, same=0,
+                        unknown=len(days), days=())  # fmt: skip
+    other = days["other_rule_pick"]
+    unknown = other.isna()
+    differs = ~unknown & (other.astype("string") != days["source_symbol"].astype("string"))
+    rules = tuple(sorted({str(r) for r in days["roll_rule"].dropna()}))
+    return Exposure(
+        rules=rules,
+        trade_dates=len(days),
+        differs=int(differs.sum()),
+        same=int((~unknown & ~differs).sum()),
+        unknown=int(unknown.sum()),
+        days=tuple(
+            ExposureDay(
+                trade_date=pd.Timestamp(r["trade_date"]).date(),
+                stored=str(r.get("contract") or r["source_symbol"]),
+                other=str(r["other_rule_pick"]),
+                rule=_str(r["roll_rule"]),
+            )
+            for r in days[differs.to_numpy(dtype=bool)].to_dict("records")
+        ),
+    )
+
+
 def rolls_of(frame: pd.DataFrame) -> tuple[Roll, ...]:
     """The rows of :func:`roll_frame` as records."""
     return tuple(
@@ -219,6 +260,11 @@ def rolls_of(frame: pd.DataFrame) -> tuple[Roll, ...]:
             runner_up=_str(r["runner_up"]),
             runner_up_volume=_int(r["runner_up_volume"]),
             share_top2=float(r["share_top2"]),
+            from_expiry=_str(r.get("from_expiry")),
+            to_expiry=_str(r.get("to_expiry")),
+            gap=_float(r.get("gap")),
+            ratio=_float(r.get("ratio")),
+            stale=_bool(r.get("stale")),
         )
         for r in frame.to_dict("records")
     )
@@ -231,7 +277,7 @@ def thinnest(days: pd.DataFrame, n: int = THIN_ROWS) -> tuple[TradeDay, ...]:
     return tuple(
         TradeDay(
             trade_date=pd.Timestamp(r["trade_date"]).date(),
-            contract=str(r["source_symbol"]),
+            contract=str(r.get("contract") or r["source_symbol"]),
             bars=int(r["bars"]),
             session_minutes=_int(r["expected_minutes"]),
             coverage=_float(r["coverage"]),
@@ -367,9 +413,10 @@ def collect(
         days, missing, outside = _per_day(con, symbol, calendar, name)
         chunks = chunk_frame(con, symbol)
         sources = source_frame(con, symbol)
+        view = rolls_view_frame(con, symbol)
     finally:
         con.close()
-    rolls = roll_frame(days)
+    rolls = roll_frame(days, view)
     lineage = None if recorded else lineage_config(symbol, days, chunks, sources, calendar)
     with_gates = [r for r in runs if r.gates is not None]
     return ReportModel(
@@ -392,6 +439,7 @@ def collect(
         gates_origin=_relative(with_gates[-1].gates_origin, workdir) if with_gates else None,
         settings=_settings(symbol, recorded, workdir, lineage),
         checkpoints=checkpoint_summary(checkpoint, symbol) if checkpoint is not None else None,
+        exposure=exposure_of(days),
     )
 
 

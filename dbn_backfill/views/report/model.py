@@ -38,7 +38,9 @@ class Roll:
 
     ``from_volume`` is the from-contract's volume of the day, known only when it is the
     runner-up (None otherwise); ``share_top2`` is ``to_volume / (to_volume +
-    runner_up_volume)``.
+    runner_up_volume)``. ``from_expiry`` / ``to_expiry`` (``YYYY-MM``) and ``gap``,
+    ``ratio``, ``stale`` are the ``rolls`` view's (contract section 12; None: unknown,
+    e.g. a trade date without term structure).
     """
 
     trade_date: dt.date
@@ -50,11 +52,84 @@ class Roll:
     runner_up: str | None
     runner_up_volume: int | None
     share_top2: float
+    from_expiry: str | None = None
+    to_expiry: str | None = None
+    gap: float | None = None
+    ratio: float | None = None
+    stale: bool | None = None
 
     @property
     def is_back(self) -> bool:
         """Whether this is a roll back to an earlier expiry."""
         return self.kind != ROLL
+
+    @property
+    def from_contract(self) -> str:
+        """The from-contract as the report names it, ``MGCV0 (2010-10)``."""
+        return f"{self.from_symbol} ({self.from_expiry})" if self.from_expiry else self.from_symbol
+
+    @property
+    def to_contract(self) -> str:
+        """The to-contract as the report names it, ``MGCZ0 (2010-12)``."""
+        return f"{self.to_symbol} ({self.to_expiry})" if self.to_expiry else self.to_symbol
+
+
+@dataclass(frozen=True)
+class ExposureDay:
+    """A trade date on which the other roll rule would have picked another contract:
+    ``stored`` the selected contract (``MGCJ4 (2024-04)``), ``other`` the other rule's
+    pick (raw symbol, ``other_rule_pick``), ``rule`` the rule that stored it."""
+
+    trade_date: dt.date
+    stored: str
+    other: str
+    rule: str | None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Lookahead exposure (contract section 5a): on how many trade dates the other roll
+    rule would have picked another contract than the one stored.
+
+    ``rules`` are the roll rules of the stored trade dates (one, unless the database
+    was switched part-way); ``differs`` / ``same`` / ``unknown`` count the trade dates
+    whose ``other_rule_pick`` differs from the selected contract, equals it, or is NULL
+    (older lineage); ``days`` are the differing ones, oldest first.
+    """
+
+    rules: tuple[str, ...]
+    trade_dates: int
+    differs: int
+    same: int
+    unknown: int
+    days: tuple[ExposureDay, ...]
+
+    @property
+    def known(self) -> int:
+        """Trade dates whose other rule's pick is known."""
+        return self.differs + self.same
+
+    @property
+    def share(self) -> float | None:
+        """``differs`` / ``known`` (None: no known trade date)."""
+        return self.differs / self.known if self.known else None
+
+    @property
+    def rule(self) -> str:
+        """The run's rule as shown: ``same_day_volume``, several joined, or ``unknown``."""
+        return " + ".join(self.rules) if self.rules else "unknown"
+
+    @property
+    def other_rule(self) -> str:
+        """The other rule as shown (``the other rule`` when the rule is not one known)."""
+        if len(self.rules) == 1 and self.rules[0] in OTHER_RULE:
+            return OTHER_RULE[self.rules[0]]
+        return "the other rule"
+
+
+#: The other roll rule of each (contract section 5a).
+OTHER_RULE = {"same_day_volume": "prior_day_volume", "prior_day_volume": "same_day_volume"}
+NO_EXPOSURE = Exposure(rules=(), trade_dates=0, differs=0, same=0, unknown=0, days=())
 
 
 @dataclass(frozen=True)
@@ -179,6 +254,7 @@ class ReportModel:
     gates_origin: str | None
     settings: Settings
     checkpoints: Checkpoints | None = field(default=None)
+    exposure: Exposure = field(default=NO_EXPOSURE)
 
     @property
     def first_trade_date(self) -> dt.date | None:
@@ -197,8 +273,27 @@ class ReportModel:
 
     @property
     def contracts(self) -> int:
-        """Distinct contracts selected."""
-        return int(self.days["source_symbol"].nunique())
+        """Distinct contracts selected: (raw symbol, expiry) pairs, so ``MGCV0`` of 2010
+        and of 2020 count twice (a frame without ``expiry_text``: raw symbols)."""
+        if self.days.empty:
+            return 0
+        if "expiry_text" not in self.days:
+            return int(self.days["source_symbol"].nunique())
+        pairs = self.days[["source_symbol", "expiry_text"]].fillna("")
+        return len(pairs.drop_duplicates())
+
+    @property
+    def contract_names(self) -> tuple[str, ...]:
+        """The contracts selected, named ``MGCV0 (2010-10)``, in order of first use."""
+        if self.days.empty:
+            return ()
+        column = "contract" if "contract" in self.days else "source_symbol"
+        return tuple(dict.fromkeys(str(c) for c in self.days[column]))
+
+    @property
+    def rolls_stale(self) -> int:
+        """Rolls whose gap is stale (``rolls.stale``)."""
+        return sum(1 for r in self.rolls if r.stale)
 
     @property
     def rolls_back(self) -> int:
@@ -229,6 +324,7 @@ class OverviewRow:
     rolls: int
     rolls_back: int
     missing_days: int
+    exposure: Exposure
     latest_run: str | None
     gates_passed: bool | None
     gates: tuple[int, int] | None
@@ -248,6 +344,7 @@ class OverviewRow:
             rolls=len(model.rolls),
             rolls_back=model.rolls_back,
             missing_days=len(model.missing_days),
+            exposure=model.exposure,
             latest_run=run.run_id if run is not None else None,
             gates_passed=report.passed if report is not None else None,
             gates=(sum(1 for g in report.gates if g.passed), len(report.gates))

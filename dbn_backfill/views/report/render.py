@@ -27,6 +27,8 @@ TEMPLATE = "report.html.j2"
 UNIVERSE_TEMPLATE = "universe.html.j2"
 #: A table of more rows than this is folded (``<details>``).
 FOLD_ROWS = 40
+#: The rolls table and the list of lookahead-exposed trade dates fold above this.
+ROLL_FOLD_ROWS = 20
 #: The charts the page shows, by name.
 CHARTS = ("rolls", "rolls_detail", "bars_per_day")
 
@@ -44,7 +46,7 @@ th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,td.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 .pass{color:#17803d;font-weight:600}.fail{color:#c62828;font-weight:600}
-.warn{color:#b45309}.muted{color:#666}
+.warn{color:#b45309}.muted{color:#666}.stale{color:#7b2cbf;font-weight:600}
 img.chart{max-width:100%;height:auto;box-sizing:border-box;border:1px solid #eee}
 #overview td{white-space:nowrap}
 nav{display:flex;flex-wrap:wrap;gap:.2em 1em}details summary{cursor:pointer;margin:.4em 0}
@@ -81,6 +83,14 @@ def pct(value: float | None, digits: int) -> str:
     return f"{float(value):.{digits}%}"
 
 
+def number(value: float | None, digits: int, signed: bool = False) -> str:
+    """``value`` with ``digits`` decimals and thousands separators (``+`` in front of a
+    positive value when ``signed``); empty if None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{float(value):{'+' if signed else ''},.{digits}f}"
+
+
 def b64(png: bytes) -> str:
     """``png`` as base64 text (for a ``data:`` URI)."""
     return base64.b64encode(png).decode("ascii")
@@ -88,7 +98,7 @@ def b64(png: bytes) -> str:
 
 def environment() -> jinja2.Environment:
     """The Jinja2 environment of the page: the package's templates, autoescape on,
-    undefined names an error, the filters ``fmt``, ``pct`` and ``b64``."""
+    undefined names an error, the filters ``fmt``, ``pct``, ``number`` and ``b64``."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dbn_backfill.views.report", "templates"),
         autoescape=True,
@@ -97,7 +107,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(fmt=fmt, pct=pct, b64=b64)
+    env.filters.update(fmt=fmt, pct=pct, number=number, b64=b64)
     return env
 
 
@@ -119,7 +129,9 @@ def to_html(model: ReportModel, charts: Mapping[str, bytes]) -> str:
     if missing:
         raise KeyError(f"charts missing: {missing}")
     template = environment().get_template(TEMPLATE)
-    return template.render(model=model, charts=charts, css=CSS, fold_rows=FOLD_ROWS)
+    return template.render(
+        model=model, charts=charts, css=CSS, fold_rows=FOLD_ROWS, roll_fold=ROLL_FOLD_ROWS
+    )
 
 
 def universe_html(universe: UniverseModel, charts: Mapping[str, Mapping[str, bytes]]) -> str:
@@ -144,4 +156,6 @@ def universe_html(universe: UniverseModel, charts: Mapping[str, Mapping[str, byt
         if missing:
             raise KeyError(f"charts of {model.symbol} missing: {missing}")
     template = environment().get_template(UNIVERSE_TEMPLATE)
-    return template.render(universe=universe, charts=charts, css=CSS, fold_rows=FOLD_ROWS)
+    return template.render(
+        universe=universe, charts=charts, css=CSS, fold_rows=FOLD_ROWS, roll_fold=ROLL_FOLD_ROWS
+    )
