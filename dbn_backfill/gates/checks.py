@@ -69,11 +69,12 @@ def run_gates(
     seed: str,
     spot: SpotCounts | None = None,
 ) -> list[GateResult]:
-    """Run every gate on ``cfg.db`` (read-only) for the run's symbol and range.
+    """Run every gate on ``cfg.db`` (read-only) for the run's one root and range
+    (:func:`run_root_gates` with one root).
 
     Args:
-        cfg: the run's settings; sources: the run's DBN files as they are now (header
-        and sha256: for the spot-check and the "sources unchanged" gate);
+        cfg: the run's settings of one root; sources: the run's DBN files as they are
+        now (header and sha256: for the spot-check and the "sources unchanged" gate);
         seed: seeds the choice of spot-checked trade dates (the run id);
         spot: the recount of :func:`spot_check_counts` when the ``spot_check`` rule
         made it; without, it is made here.
@@ -84,30 +85,67 @@ def run_gates(
     Raises:
         SchemaMismatchError: the database cannot be opened.
     """
-    db, symbol, start, end = cfg.db, cfg.symbol, cfg.start, cfg.end
-    expected_gaps = cfg.expected_gaps
+    root = cfg.symbol
+    spots = {root: spot} if spot is not None else {}
+    return run_root_gates(
+        cfg=cfg, calendar=calendar, sources={root: sources}, seed=seed, spots=spots
+    )[root]
+
+
+def run_root_gates(
+    *,
+    cfg: BackfillConfig,
+    calendar: Calendar,
+    sources: dict[str, list[IndexedSource]],
+    seed: str,
+    spots: dict[str, SpotCounts],
+) -> dict[str, list[GateResult]]:
+    """Every gate for every root of the run, in one read-only pass over the database:
+    the gates that hold for the whole table (types, uniqueness, NULL source symbols,
+    one source per trade date, section 4 rows) are computed once and reported for each
+    root; completeness, sources unchanged and the spot-check per root.
+
+    Args:
+        cfg: the run's settings (every root); sources: root -> the DBN files whose
+        header names it; seed: the run id; spots: root -> the spot-check's recount from
+        the files (made here for a root without one).
+
+    Returns:
+        root -> its gates, in the order of the contract's section 9.
+
+    Raises:
+        SchemaMismatchError: the database cannot be opened.
+    """
     kill_point("gates")
-    con = connect(db, read_only=True)
+    con = connect(cfg.db, read_only=True)
+    out: dict[str, list[GateResult]] = {}
     try:
         if not table_exists(con, TABLE):
-            return [GateResult("table exists", False, f"{db} has no table {TABLE}")]
+            missing = GateResult("table exists", False, f"{cfg.db} has no table {TABLE}")
+            return {root: [missing] for root in cfg.symbols}
         _calendar_table(con, calendar)
         con.execute(f"CREATE TEMP TABLE per_day AS {trade_date_sql(calendar)}")
-        results = [
+        table_wide = [
             _gate_types(con),
             _gate_unique(con),
             _gate_no_null_source(con),
             _gate_one_source_per_day(con),
             _gate_rows(con),
-            _gate_completeness(con, calendar, symbol, start, end, expected_gaps),
-            _gate_sources_unchanged(con, symbol, start, end, sources),
         ]
-        if spot is None:
-            spot = spot_check_counts(cfg, calendar, sources, seed)
-        results.append(_gate_spot_check(con, calendar, symbol, spot))
+        for root in cfg.symbols:
+            root_cfg = cfg.for_root(root)
+            spot = spots.get(root)
+            if spot is None:
+                spot = spot_check_counts(root_cfg, calendar, sources[root], seed)
+            out[root] = [
+                *table_wide,
+                _gate_completeness(con, calendar, root, cfg.start, cfg.end, root_cfg.expected_gaps),
+                _gate_sources_unchanged(con, root, cfg.start, cfg.end, sources[root]),
+                _gate_spot_check(con, calendar, root, spot),
+            ]
     finally:
         con.close()
-    return results
+    return out
 
 
 def _gate_types(con: duckdb.DuckDBPyConnection) -> GateResult:
