@@ -13,9 +13,12 @@
 
 Both implement the contract's selection and row rules (sections 2-6) and stop
 with an error on anything the contract says stops a run; they ignore the
-workflow's checkpoints, lineage, locks and gates. Run one in a fresh process::
+workflow's checkpoints, lineage, locks and gates. Several roots (``--symbol
+MGC,GC``, a universe) take one decode of the files and one selection per root;
+``--expected-gaps`` lists business days allowed without bars (``DATE`` for every
+root, ``ROOT:DATE`` for one). Run one in a fresh process::
 
-    python -m bench.reference floor --dbn DIR --db OUT.duckdb --symbol MGC \\
+    python -m bench.reference floor --dbn DIR --db OUT.duckdb --symbol MGC,GC \\
         --start 2024-01-02 --end 2024-12-31
 """
 
@@ -67,6 +70,35 @@ def find_dbn(dbn: Path) -> list[Path]:
 
 def outright_pattern(symbol: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(symbol)}[{MONTH_CODES}][0-9]{{1,2}}$")
+
+
+def parse_roots(value: str) -> list[str]:
+    """``MGC`` or ``MGC,GC`` -> the roots, in order, without repeats."""
+    roots = list(dict.fromkeys(r.strip() for r in value.split(",") if r.strip()))
+    if not roots or any(not re.fullmatch(r"[A-Z0-9]+", r) for r in roots):
+        raise ReferenceError_(f"bad --symbol {value!r}")
+    return roots
+
+
+def parse_gaps(value: str, roots: Sequence[str]) -> dict[str, set[dt.date]]:
+    """``D1,ROOT:D2`` -> business days allowed without bars, per root."""
+    gaps: dict[str, set[dt.date]] = {r: set() for r in roots}
+    for item in (x.strip() for x in value.split(",")):
+        if not item:
+            continue
+        root, _, day = item.rpartition(":")
+        date = dt.date.fromisoformat(day)
+        for r in [root] if root else roots:
+            if r not in gaps:
+                raise ReferenceError_(f"expected gap {item!r}: {r} is not a root of the run")
+            gaps[r].add(date)
+    return gaps
+
+
+def missing_days(days: np.ndarray, have: np.ndarray, gaps: set[dt.date]) -> np.ndarray:
+    """Business days of ``days`` not in ``have`` and not expected gaps."""
+    allowed = np.array(sorted(gaps), dtype="datetime64[D]")
+    return np.setdiff1d(np.setdiff1d(days, have), allowed)
 
 
 def check_metadata(path: Path, metadata: object, dataset: str) -> None:
@@ -173,25 +205,41 @@ class _TradeDates:
 def floor(
     dbn: Path,
     db: Path,
-    symbol: str,
+    roots: Sequence[str],
     start: dt.date,
     end: dt.date,
     dataset: str = "GLBX.MDP3",
     count: int = 1 << 21,
+    gaps: dict[str, set[dt.date]] | None = None,
 ) -> int:
-    """The minimal single-process backfill into an empty database; returns rows written."""
+    """The minimal single-process backfill of ``roots`` into an empty database (one
+    decode of the files, one front-contract selection per root); returns rows written."""
     import databento
     import duckdb
     import pyarrow as pa
     from databento.common.error import BentoWarning
 
     warnings.simplefilter("error", BentoWarning)  # truncated file: stop
-    pattern = outright_pattern(symbol)
+    gaps = gaps or {}
+    patterns = [outright_pattern(r) for r in roots]
     trade_dates = _TradeDates()
     lo_day = np.datetime64(start, "D").astype(np.int64)
     hi_day = np.datetime64(end, "D").astype(np.int64)
     sym_code: dict[str, int] = {}
+    sym_root: list[int] = []  # root index of each symbol code
     kept: list[dict[str, np.ndarray]] = []
+
+    def code_of(raw: str) -> int:
+        """Code of an outright of one of the roots (patterns are anchored: disjoint),
+        -1 for any other symbol."""
+        if raw in sym_code:
+            return sym_code[raw]
+        for ri, pattern in enumerate(patterns):
+            if pattern.match(raw):
+                sym_code[raw] = len(sym_root)
+                sym_root.append(ri)
+                return sym_code[raw]
+        return -1
 
     for path in find_dbn(dbn):
         store = databento.DBNStore.from_file(path)
@@ -203,7 +251,7 @@ def floor(
         # metadata mappings -> (instrument_id, start day, end day, symbol code) sorted
         iv = []
         for raw, entries in store.metadata.mappings.items():
-            sym = sym_code.setdefault(raw, len(sym_code)) if pattern.match(raw) else -1
+            sym = code_of(raw)
             for e in entries:
                 if e["symbol"]:
                     s = np.datetime64(e["start_date"], "D").astype(np.int64)
@@ -262,42 +310,57 @@ def floor(
         cols = {k: np.concatenate([b.pop(k) for b in kept]) for k in list(kept[0])}
     del kept
     symbols = sorted(sym_code, key=sym_code.__getitem__)
+    root_of = np.array(sym_root, dtype=np.int32)
     con = duckdb.connect(str(db))
     con.execute("SET enable_progress_bar = false")
     con.execute(DDL)
     days = business_days(start, end)
     if cols is None:
         con.close()
-        if len(days):
-            raise ReferenceError_(f"{len(days)} business days without bars, first {days[0]}")
+        for root in roots:
+            missing = missing_days(days, days[:0], gaps.get(root, set()))
+            if len(missing):
+                raise ReferenceError_(
+                    f"{root}: {len(missing)} business days without bars, first {missing[0]}"
+                )
         return 0
     _check_rows(cols)
     cols = _dedupe(cols)
 
-    # front contract per trade date: dense (day, symbol) totals
+    # front contract per root and trade date: dense (day, symbol) totals of all roots,
+    # each root's selection over its own columns
     td0 = int(cols["td"].min())
     n_days = int(cols["td"].max()) - td0 + 1
     n_sym = len(symbols)
     cell = (cols["td"] - td0) * n_sym + cols["code"]
     volume = np.bincount(cell, weights=cols["volume"].astype(np.float64), minlength=n_days * n_sym)
-    present = np.bincount(cell, minlength=n_days * n_sym) > 0
+    volume = volume.reshape(n_days, n_sym)
+    present = (np.bincount(cell, minlength=n_days * n_sym) > 0).reshape(n_days, n_sym)
     day_values = np.arange(td0, td0 + n_days).astype("datetime64[D]")
     years = day_values.astype("datetime64[Y]").astype(np.int64) + 1970
-    front = select_front(
-        volume.reshape(n_days, n_sym), present.reshape(n_days, n_sym), symbols, symbol, years
-    )
-    missing = np.setdiff1d(days, day_values[front >= 0])
-    if len(missing):
-        con.close()
-        raise ReferenceError_(f"{len(missing)} business days without bars, first {missing[0]}")
-    keep = front[cols["td"] - td0] == cols["code"]
+    front = np.full((len(roots), n_days), -1, dtype=np.int64)  # symbol code per root, day
+    for ri, root in enumerate(roots):
+        mine = np.flatnonzero(root_of == ri)
+        pick = select_front(
+            volume[:, mine], present[:, mine], [symbols[c] for c in mine], root, years
+        )
+        if len(mine):
+            front[ri] = np.where(pick >= 0, mine[np.maximum(pick, 0)], -1)
+        missing = missing_days(days, day_values[front[ri] >= 0], gaps.get(root, set()))
+        if len(missing):
+            con.close()
+            raise ReferenceError_(
+                f"{root}: {len(missing)} business days without bars, first {missing[0]}"
+            )
+    row_root = root_of[cols["code"]]
+    keep = front[row_root, cols["td"] - td0] == cols["code"]
     n = int(keep.sum())
     code = cols["code"][keep].astype(np.int32)
     table = pa.table(
         {
             "ts_utc": pa.array(cols["ts"][keep] // 1000, pa.timestamp("us", tz="UTC")),
             "symbol": pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(n, dtype=np.int32)), pa.array([symbol])
+                pa.array(row_root[keep].astype(np.int32)), pa.array(list(roots))
             ),
             "source_symbol": pa.DictionaryArray.from_arrays(pa.array(code), pa.array(symbols)),
             "open": cols["open"][keep] / 1e9,
@@ -365,14 +428,16 @@ def _dedupe(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def naive(
     dbn: Path,
     db: Path,
-    symbol: str,
+    roots: Sequence[str],
     start: dt.date,
     end: dt.date,
     dataset: str = "GLBX.MDP3",
     chunk_days: int = 5,
     count: int = 1_000_000,
+    gaps: dict[str, set[dt.date]] | None = None,
 ) -> int:
-    """``to_df`` + pandas + ``INSERT OR REPLACE`` per chunk; returns rows written."""
+    """``to_df`` + pandas + ``INSERT OR REPLACE`` per chunk (one decode, the roots'
+    selections one after the other); returns rows written."""
     import databento
     import duckdb
     import pandas as pd
@@ -382,7 +447,8 @@ def naive(
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*inplace.*")
     warnings.simplefilter("error", BentoWarning)
-    pattern = outright_pattern(symbol).pattern
+    gaps = gaps or {}
+    pattern = "|".join(f"(?:{outright_pattern(r).pattern})" for r in roots)
     bdays = business_days(start - dt.timedelta(days=400), end + dt.timedelta(days=40))
     bday_index = pd.DatetimeIndex(bdays)
     frames = []
@@ -405,6 +471,8 @@ def naive(
             if df["symbol"].isna().any():
                 raise ReferenceError_(f"{path}: unresolved instrument in range")
             df = df[df["symbol"].str.match(pattern)]
+            # the root: the raw symbol without its month code and year digits
+            df = df.assign(root=df["symbol"].str.replace(r"[A-Z][0-9]{1,2}$", "", regex=True))
             frames.append(
                 df.reset_index()[
                     [
@@ -412,6 +480,7 @@ def naive(
                         "instrument_id",
                         "symbol",
                         "trade_date",
+                        "root",
                         "open",
                         "high",
                         "low",
@@ -424,8 +493,9 @@ def naive(
     con.execute(DDL)
     days = [d for d in bdays if np.datetime64(start) <= d <= np.datetime64(end)]
     if not frames:
-        if days:
-            raise ReferenceError_(f"{len(days)} business days without bars")
+        for root in roots:
+            if [d for d in days if d.item() not in gaps.get(root, set())]:
+                raise ReferenceError_(f"{root}: {len(days)} business days without bars")
         return 0
     bars = pd.concat(frames, ignore_index=True)
     del frames
@@ -446,25 +516,31 @@ def naive(
     if bars.duplicated(["symbol", "ts_event"]).any():
         raise ReferenceError_("conflicting duplicate records")
 
-    # section 5
-    totals = bars.groupby(["trade_date", "symbol"])["volume"].sum().reset_index()
+    # section 5, root by root
+    totals = bars.groupby(["root", "trade_date", "symbol"])["volume"].sum().reset_index()
     totals["expiry"] = [
-        int(expiry_keys([s], symbol, np.array([d.year]))[0, 0])
-        for s, d in zip(totals["symbol"], totals["trade_date"], strict=True)
+        int(expiry_keys([s], r, np.array([d.year]))[0, 0])
+        for r, s, d in zip(totals["root"], totals["symbol"], totals["trade_date"], strict=True)
     ]
     totals = totals.sort_values(
-        ["trade_date", "volume", "expiry", "symbol"], ascending=[True, False, True, True]
+        ["root", "trade_date", "volume", "expiry", "symbol"],
+        ascending=[True, True, False, True, True],
     )
-    front = totals.drop_duplicates("trade_date")[["trade_date", "symbol"]]
-    have = set(pd.DatetimeIndex(front["trade_date"]).values.astype("datetime64[D]"))
-    missing = [d for d in days if d not in have]
-    if missing:
-        raise ReferenceError_(f"{len(missing)} business days without bars, first {missing[0]}")
-    chosen = bars.merge(front, on=["trade_date", "symbol"])
+    front = totals.drop_duplicates(["root", "trade_date"])[["root", "trade_date", "symbol"]]
+    for root in roots:
+        mine = front[front["root"] == root]
+        have = set(pd.DatetimeIndex(mine["trade_date"]).values.astype("datetime64[D]"))
+        allowed = {np.datetime64(g, "D") for g in gaps.get(root, set())}
+        missing = [d for d in days if d not in have and d not in allowed]
+        if missing:
+            raise ReferenceError_(
+                f"{root}: {len(missing)} business days without bars, first {missing[0]}"
+            )
+    chosen = bars.merge(front, on=["root", "trade_date", "symbol"])
     out = pd.DataFrame(
         {
             "ts_utc": chosen["ts_event"].dt.as_unit("us"),
-            "symbol": symbol,
+            "symbol": chosen["root"].astype(str),
             "source_symbol": chosen["symbol"].astype(str),
             "open": chosen["open"],
             "high": chosen["high"],
@@ -496,7 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("kind", choices=("floor", "naive"))
     p.add_argument("--dbn", type=Path, required=True)
     p.add_argument("--db", type=Path, required=True)
-    p.add_argument("--symbol", default="MGC")
+    p.add_argument("--symbol", default="MGC", help="root, or several: MGC,GC")
+    p.add_argument("--expected-gaps", default="", help="D1,ROOT:D2 allowed without bars")
     p.add_argument("--start", type=dt.date.fromisoformat, required=True)
     p.add_argument("--end", type=dt.date.fromisoformat, required=True)
     p.add_argument("--chunk-days", type=int, default=5)
@@ -505,9 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.db.unlink()
     started = time.monotonic()
     run = floor if args.kind == "floor" else naive
-    kwargs = {"chunk_days": args.chunk_days} if args.kind == "naive" else {}
+    kwargs: dict[str, object] = {"chunk_days": args.chunk_days} if args.kind == "naive" else {}
     try:
-        rows = run(args.dbn, args.db, args.symbol, args.start, args.end, **kwargs)
+        roots = parse_roots(args.symbol)
+        kwargs["gaps"] = parse_gaps(args.expected_gaps, roots)
+        rows = run(args.dbn, args.db, roots, args.start, args.end, **kwargs)  # type: ignore[operator]
     except ReferenceError_ as exc:
         print(f"{args.kind}: error: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,11 @@ Generates (and caches under ``bench/data/``) synthetic MGC datasets with
 
 * ``16y``: full backfill of a 16-year single-file dataset into an empty database
   and work directory, then the same command again (no-op rerun);
+* ``16y2``: the same 16-year file (it holds MGC and GC), both roots in one run
+  (``--symbol MGC,GC``: one decode, a build per root and batch, one merge, one
+  gates job) into an empty database and work directory, then its no-op rerun;
+  compared with its own floor (one decode, both selections), with ``16y``'s
+  MGC-only full run and no-op of the same sitting (issue 19);
 * ``1y``: full backfill of a 1-year single-file dataset (16 y vs 1 y growth);
 * ``daily``: full backfill of 1 year of daily files, a no-op rerun, then one more
   trade date's file copied in and the run repeated with ``--end`` one trade date
@@ -17,7 +22,9 @@ Generates (and caches under ``bench/data/``) synthetic MGC datasets with
 
 Writes ``results.md`` (and ``results.json``) into ``--out`` (default ``bench/``)
 and prints it. ``--smoke`` is a tiny version (2 months of daily files, one
-repetition, no 16-year data) that runs in well under a minute.
+repetition, no 16-year data; its ``16y2`` group is one month in one file, MGC and
+GC) that runs in about half a minute on an idle machine. ``--groups 16y,16y2``
+runs only those groups.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from .measure import JobTiming, Sample, busy_seconds, job_timings, measure, tail
 PROJECT = Path(__file__).resolve().parent.parent
 BENCH = PROJECT / "bench"
 SYMBOL = "MGC"
+#: the two-root group's roots: synth writes GC's outrights beside MGC's in every file
+ROOTS2 = ("MGC", "GC")
 SEED = 7
 WORKERS = 2
 CHUNK_DAYS = 5
@@ -56,6 +65,10 @@ TARGET_NOOP_S = 3.0
 TARGET_INCR_S = 5.0
 TARGET_GROWTH = 16.0
 TARGET_RSS_KB = GIB_KB
+# issue 19 ("Speed") and the two-root row of issue 22
+TARGET_TWO_VS_FLOOR = 2.0
+TARGET_TWO_VS_ONE = 1.5
+TARGET_TWO_NOOP_EXTRA_S = 1.0
 
 
 # --------------------------------------------------------------------------- data
@@ -70,6 +83,7 @@ class DataSpec:
     end: dt.date
     layout: str
     volume_scale: float = 1.0
+    label: str = ""  # how the report names it (single-file groups)
 
     def synth_args(self, out: Path) -> list[str]:
         return [
@@ -92,18 +106,32 @@ class DataSpec:
 #: synth's volumes x 4.5: about 1.2 M records a year in one file (19.6 M over the 16
 #: years), the density of a real MGC.FUT parent download
 DENSITY = 4.5
+SINGLE16 = DataSpec(
+    "single16", dt.date(2010, 9, 13), dt.date(2026, 9, 30), "single", DENSITY, "16 y, single file"
+)
 FULL_DATA = {
-    "16y": DataSpec("single16", dt.date(2010, 9, 13), dt.date(2026, 9, 30), "single", DENSITY),
-    "1y": DataSpec("single1", dt.date(2025, 9, 16), dt.date(2026, 9, 15), "single", DENSITY),
+    "16y": SINGLE16,
+    "16y2": SINGLE16,  # the same file, both roots
+    "1y": DataSpec(
+        "single1", dt.date(2025, 9, 16), dt.date(2026, 9, 15), "single", DENSITY, "1 y, single file"
+    ),
     # N+1 UTC days: the last day's file is the one the incremental scenario adds.
     # It falls mid-month, so its decode group (the UTC month) already exists: the
     # common daily case, not the cheaper first-of-month one.
     "daily": DataSpec("daily1", dt.date(2025, 9, 16), dt.date(2026, 9, 16), "daily", DENSITY),
 }
 SMOKE_DATA = {
+    "16y2": DataSpec(
+        "single_smoke",
+        dt.date(2025, 9, 16),
+        dt.date(2025, 10, 15),
+        "single",
+        1.0,
+        "1 month, single file",
+    ),
     "daily": DataSpec("daily_smoke", dt.date(2025, 9, 16), dt.date(2025, 11, 12), "daily"),
 }
-GROUPS = ("16y", "1y", "daily")
+GROUPS = ("16y", "16y2", "1y", "daily")
 
 
 def _source_hash() -> str:
@@ -255,13 +283,20 @@ class Comparison:
     only_in: dict[str, int]  # "a-b" -> rows in a and not in b
     examples: list[str]
     error: str | None = None
+    by_root: dict[str, dict[str, int]] = field(default_factory=dict)  # alias -> root -> rows
+    roots: tuple[str, ...] = (SYMBOL,)
 
     @property
     def match(self) -> bool:
+        """Same rows everywhere, and every root of the run has rows."""
         return (
             self.error is None
             and all(v is not None for v in self.rows.values())
             and not any(self.only_in.values())
+            and all(
+                set(counts) == set(self.roots) and all(counts.values())
+                for counts in self.by_root.values()
+            )
         )
 
 
@@ -299,7 +334,12 @@ class Bench:
         return self.scenarios[key]
 
     def backfill_cmd(
-        self, dbn: Path, base: Path, start: dt.date, end: dt.date
+        self,
+        dbn: Path,
+        base: Path,
+        start: dt.date,
+        end: dt.date,
+        roots: Sequence[str] = (SYMBOL,),
     ) -> tuple[list[str], Path]:
         workdir = base / "work"
         cmd = [
@@ -309,7 +349,7 @@ class Bench:
             "--dbn",
             str(dbn),
             "--symbol",
-            SYMBOL,
+            ",".join(roots),
             "--start",
             str(start),
             "--end",
@@ -326,7 +366,13 @@ class Bench:
         return cmd, workdir
 
     def reference_cmd(
-        self, kind: str, dbn: Path, db: Path, start: dt.date, end: dt.date
+        self,
+        kind: str,
+        dbn: Path,
+        db: Path,
+        start: dt.date,
+        end: dt.date,
+        roots: Sequence[str] = (SYMBOL,),
     ) -> list[str]:
         return [
             str(self.python),
@@ -338,7 +384,7 @@ class Bench:
             "--db",
             str(db),
             "--symbol",
-            SYMBOL,
+            ",".join(roots),
             "--start",
             str(start),
             "--end",
@@ -381,16 +427,29 @@ class Bench:
         base.mkdir(parents=True)
 
     def references(
-        self, group: str, data: str, dbn: Path, start: dt.date, end: dt.date, base: Path
+        self,
+        group: str,
+        data: str,
+        dbn: Path,
+        start: dt.date,
+        end: dt.date,
+        base: Path,
+        roots: Sequence[str] = (SYMBOL,),
     ) -> dict[str, Path]:
         dbs = {}
-        for kind, title in (("floor", "floor reference"), ("naive", "naive reference")):
+        titles = {"floor": "floor reference", "naive": "naive reference"}
+        if len(roots) > 1:
+            titles = {
+                "floor": f"floor reference {'+'.join(roots)} (one decode, all selections)",
+                "naive": f"naive reference {'+'.join(roots)} (one decode)",
+            }
+        for kind, title in titles.items():
             sc = self.scenario(
                 f"{kind}_{group}", f"{title}, {data}", data, kind, floor_key=f"floor_{group}"
             )
             db = base / f"{kind}.duckdb"
             for _ in range(self.repeat):
-                if not self.run(sc, self.reference_cmd(kind, dbn, db, start, end)).ok:
+                if not self.run(sc, self.reference_cmd(kind, dbn, db, start, end, roots)).ok:
                     break
             dbs[kind] = db
         return dbs
@@ -406,15 +465,21 @@ class Bench:
 
     # ------------------------------------------------------------------ groups
 
-    def group_single(self, group: str, spec: DataSpec, label: str, noop: bool) -> None:
+    def group_single(
+        self, group: str, spec: DataSpec, noop: bool, roots: Sequence[str] = (SYMBOL,)
+    ) -> None:
+        """Full backfill of a single-file dataset (and its no-op rerun) of ``roots`` in
+        one run, the references on the same roots, the tables compared."""
+        label = spec.label or spec.name
         path = ensure_data(spec, self.data_dir, self.cli, self.args.regen, self.runs / "logs")
         start, end = complete_range(spec.start, spec.end)
         self.record_dataset(label, path, start, end)
         base = self.runs / group
         wf = base / "workflow"
+        what = f" {'+'.join(roots)} in one run" if len(roots) > 1 else ""
         full = self.scenario(
             f"full_{group}",
-            f"full backfill, {label}",
+            f"full backfill{what}, {label}",
             label,
             "workflow",
             floor_key=f"floor_{group}",
@@ -422,7 +487,7 @@ class Bench:
         rerun = (
             self.scenario(
                 f"noop_{group}",
-                f"no-op rerun, {label}",
+                f"no-op rerun{what}, {label}",
                 label,
                 "workflow",
                 floor_key=f"floor_{group}",
@@ -433,13 +498,15 @@ class Bench:
         )
         for _ in range(self.repeat):
             self.wipe(wf)
-            cmd, workdir = self.backfill_cmd(path, wf, start, end)
+            cmd, workdir = self.backfill_cmd(path, wf, start, end, roots)
             if not self.run(full, cmd, workdir).ok:
                 break
             if rerun is not None and not self.run(rerun, cmd, workdir).ok:
                 break
-        dbs = self.references(group, label, path, start, end, base)
-        self.compare(f"{label}, {start}..{end}", {"workflow": wf / "bars.duckdb", **dbs})
+        dbs = self.references(group, label, path, start, end, base, roots)
+        self.compare(
+            f"{label}{what}, {start}..{end}", {"workflow": wf / "bars.duckdb", **dbs}, roots
+        )
         full.rows = self.comparisons[-1].rows.get("workflow")
         self.clean(base)
 
@@ -503,10 +570,13 @@ class Bench:
 
     # ------------------------------------------------------------------ compare
 
-    def compare(self, title: str, dbs: dict[str, Path]) -> Comparison:
+    def compare(
+        self, title: str, dbs: dict[str, Path], roots: Sequence[str] = (SYMBOL,)
+    ) -> Comparison:
         import duckdb
 
         rows: dict[str, int | None] = {}
+        by_root: dict[str, dict[str, int]] = {}
         only: dict[str, int] = {}
         examples: list[str] = []
         error = None
@@ -519,6 +589,12 @@ class Bench:
                     continue
                 con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
                 rows[alias] = _one(con, f"SELECT count(*) FROM {alias}.bars_1m")
+                by_root[alias] = {
+                    str(r): int(n)
+                    for r, n in con.execute(
+                        f"SELECT symbol, count(*) FROM {alias}.bars_1m GROUP BY 1 ORDER BY 1"
+                    ).fetchall()
+                }
                 present.append(alias)
             ref = "workflow"
             for other in [a for a in present if a != ref]:
@@ -538,14 +614,14 @@ class Bench:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             con.close()
-        result = Comparison(title, rows, only, examples, error)
+        result = Comparison(title, rows, only, examples, error, by_root, tuple(roots))
         self.comparisons.append(result)
         if result.match:
-            _say(f"tables match: {title}: {rows}")
+            _say(f"tables match: {title}: {rows} {by_root if len(roots) > 1 else ''}")
         else:
             _say(
                 "!" * 78
-                + f"\nTABLE MISMATCH: {title}\nrows {rows}\ndifferences {only}\n"
+                + f"\nTABLE MISMATCH: {title}\nrows {rows} {by_root}\ndifferences {only}\n"
                 + "\n".join(examples)
                 + (f"\nerror {error}" if error else "")
                 + "\n"
@@ -563,10 +639,10 @@ class Bench:
             for group in groups:
                 if group == "daily":
                     self.group_daily(specs["daily"])
-                elif group == "16y":
-                    self.group_single("16y", specs["16y"], "16 y, single file", noop=True)
+                elif group == "16y2":
+                    self.group_single(group, specs[group], noop=True, roots=ROOTS2)
                 else:
-                    self.group_single("1y", specs["1y"], "1 y, single file", noop=False)
+                    self.group_single(group, specs[group], noop=group == "16y")
         except BenchError as exc:
             self.failures.append(str(exc))
             _say(f"error: {exc}")
@@ -584,6 +660,10 @@ class Bench:
 
 def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _times(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}x"
 
 
 def _row_stats(sc: Scenario) -> tuple[str, str, str, str]:
@@ -663,6 +743,7 @@ def targets(bench: Bench) -> list[tuple[str, str, str, str]]:
         out.append(
             ("16 y vs 1 y full backfill (wall)", f"{_fmt(g)}x{extra}", "<= 16x", status(g, 16))
         )
+    out += two_root_targets(bench)
     wf = [s for x in sc.values() if x.kind == "workflow" for s in x.ok_samples]
     if wf:
         peak = max(s.maxrss_kb for s in wf)
@@ -675,6 +756,84 @@ def targets(bench: Bench) -> list[tuple[str, str, str, str]]:
             )
         )
     return out
+
+
+def two_root_figures(bench: Bench) -> dict[str, float | None] | None:
+    """Issue 19's figures: the two-root run (``16y2``) against its floor and against the
+    one-root run (``16y``) of the same sitting; ``None`` when ``16y2`` did not run."""
+    sc = bench.scenarios
+    if "full_16y2" not in sc:
+        return None
+
+    def wall(key: str) -> float | None:
+        return sc[key].median_wall() if key in sc else None
+
+    def load(key: str) -> float | None:
+        ok = sc[key].ok_samples if key in sc else []
+        return statistics.median(s.load for s in ok) if ok else None
+
+    full, floor, one = wall("full_16y2"), wall("floor_16y2"), wall("full_16y")
+    noop, noop_one = wall("noop_16y2"), wall("noop_16y")
+    two_runs = [s for k in ("full_16y2", "noop_16y2") if k in sc for s in sc[k].ok_samples]
+    return {
+        "full_s": full,
+        "floor_s": floor,
+        "one_root_full_s": one,
+        "noop_s": noop,
+        "one_root_noop_s": noop_one,
+        "vs_floor": full / floor if full and floor else None,
+        "vs_one_root": full / one if full and one else None,
+        "noop_extra_s": noop - noop_one if noop is not None and noop_one is not None else None,
+        "peak_rss_mib": max(s.maxrss_kb for s in two_runs) / 1024 if two_runs else None,
+        "load_full": load("full_16y2"),
+        "load_floor": load("floor_16y2"),
+        "load_one_root_full": load("full_16y"),
+        "load_noop": load("noop_16y2"),
+        "load_one_root_noop": load("noop_16y"),
+    }
+
+
+def two_root_targets(bench: Bench) -> list[tuple[str, str, str, str]]:
+    """Issue 19 / issue 22's two-root rows."""
+    f = two_root_figures(bench)
+    if f is None:
+        return []
+    label = bench.scenarios["full_16y2"].data
+    roots = " + ".join(ROOTS2)
+
+    def status(value: float | None, limit: float) -> str:
+        if value is None:
+            return "not measured" + ("" if "full_16y" in bench.scenarios else " (run group 16y)")
+        return "met" if value <= limit else "**NOT met**"
+
+    vs_floor, vs_one, extra = f["vs_floor"], f["vs_one_root"], f["noop_extra_s"]
+    return [
+        (
+            f"{label}, {roots} in one run vs. its floor (one decode, both selections)",
+            f"{_times(vs_floor)} ({_fmt(f['full_s'])} s / {_fmt(f['floor_s'])} s)",
+            f"<= {TARGET_TWO_VS_FLOOR:g}x",
+            status(vs_floor, TARGET_TWO_VS_FLOOR),
+        ),
+        (
+            f"{label}, {roots} in one run vs. the {SYMBOL}-only full run",
+            f"{_times(vs_one)} ({_fmt(f['full_s'])} s / {_fmt(f['one_root_full_s'])} s)",
+            f"<= {TARGET_TWO_VS_ONE:g}x",
+            status(vs_one, TARGET_TWO_VS_ONE),
+        ),
+        (
+            f"no-op rerun, {roots} minus {SYMBOL}-only",
+            f"{'n/a' if extra is None else f'{extra:+.2f}'} s "
+            f"({_fmt(f['noop_s'])} s vs {_fmt(f['one_root_noop_s'])} s)",
+            f"<= +{TARGET_TWO_NOOP_EXTRA_S:g} s",
+            status(extra, TARGET_TWO_NOOP_EXTRA_S),
+        ),
+        (
+            f"peak RSS of any single process, {roots} runs",
+            f"{_fmt(f['peak_rss_mib'], 0)} MiB",
+            "<= 1024 MiB (1 GiB)",
+            status(None if f["peak_rss_mib"] is None else f["peak_rss_mib"] * 1024, TARGET_RSS_KB),
+        ),
+    ]
 
 
 def where_time_goes(sc: Scenario) -> list[str]:
@@ -782,10 +941,13 @@ def render(bench: Bench) -> str:
         "Wall and CPU are medians (CPU: user + system of the whole process tree); peak RSS "
         "is the largest single process (`ru_maxrss` of the reaped tree), the maximum over "
         "the runs. Ratio to floor: median wall / median wall of the floor reference on "
-        "the same data.",
+        "the same data (and roots). Load at start: the 1-minute load average when each run "
+        f"started ({len(os.sched_getaffinity(0))} cores; above that, other work competed "
+        "for them).",
         "",
-        "| scenario | runs | median wall s | min–max s | CPU s | peak RSS MiB | ratio to floor |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | runs | median wall s | min–max s | CPU s | peak RSS MiB | ratio to floor "
+        "| load at start |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for sc in bench.scenarios.values():
@@ -797,7 +959,13 @@ def render(bench: Bench) -> str:
                 notes.append(sc.note)
             ratio += "*" * (notes.index(sc.note) + 1)
         runs = f"{len(sc.ok_samples)}/{len(sc.samples)}"
-        lines.append(f"| {sc.title} | {runs} | {wall} | {spread} | {cpu} | {rss} | {ratio} |")
+        loads = [s.load for s in sc.samples]
+        load = f"{min(loads):.1f}" if loads else ""
+        if len(set(loads)) > 1:
+            load += f"–{max(loads):.1f}"
+        lines.append(
+            f"| {sc.title} | {runs} | {wall} | {spread} | {cpu} | {rss} | {ratio} | {load} |"
+        )
     lines += [""] + [f"{'*' * (i + 1)} {n}" for i, n in enumerate(notes)]
     if notes:
         lines.append("")
@@ -809,6 +977,10 @@ def render(bench: Bench) -> str:
         verdict = "**tables match**" if c.match else "**MISMATCH**"
         counts = ", ".join(f"{k} {v if v is not None else 'missing'}" for k, v in c.rows.items())
         lines.append(f"- {c.title}: {verdict} (rows: {counts})")
+        if len(c.roots) > 1:
+            for alias, per in c.by_root.items():
+                parts = ", ".join(f"{r} {per.get(r, 0)}" for r in c.roots)
+                lines.append(f"  - {alias} per root: {parts}")
         for k, v in c.only_in.items():
             if v:
                 lines.append(f"  - {v} rows in {k}")
@@ -820,7 +992,7 @@ def render(bench: Bench) -> str:
     lines += [
         "",
         "Compared: `EXCEPT ALL` both ways over (ts_utc, symbol, source_symbol, open, high, "
-        "low, close, volume), exact doubles.",
+        "low, close, volume), exact doubles; with several roots every root must have rows.",
         "",
         "## Datasets",
         "",
@@ -885,9 +1057,16 @@ def to_json(bench: Bench) -> dict[str, object]:
             for t in targets(bench)
         ],
         "comparisons": [
-            {"title": c.title, "match": c.match, "rows": c.rows, "only_in": c.only_in}
+            {
+                "title": c.title,
+                "match": c.match,
+                "rows": c.rows,
+                "rows_by_root": c.by_root,
+                "only_in": c.only_in,
+            }
             for c in bench.comparisons
         ],
+        "two_root": two_root_figures(bench),
         "datasets": bench.datasets,
         "machine": machine(),
         "versions": versions(),

@@ -1,4 +1,5 @@
-"""The benchmark's smoke mode: tiny data, every scenario once, the three tables equal."""
+"""The benchmark's smoke mode: tiny data, every scenario once (one root and MGC+GC in one
+run), the three tables equal."""
 
 from __future__ import annotations
 
@@ -41,7 +42,23 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert rows, "no comparison ran"
     for counts in rows.values():
         assert len(set(counts.values())) == 1 and next(iter(counts.values())) > 0, counts
-    for key in ("full_daily", "noop_daily", "incr_daily", "floor_daily", "naive_daily"):
-        samples = data["scenarios"][key]["samples"]
-        assert samples and all(s["returncode"] == 0 for s in samples), key
-        assert all(s["wall_s"] > 0 and s["maxrss_kb"] > 0 for s in samples), key
+    for group in ("daily", "16y2"):
+        kinds = (
+            ("full", "noop", "incr", "floor", "naive")
+            if group == "daily"
+            else ("full", "noop", "floor", "naive")
+        )
+        for key in (f"{kind}_{group}" for kind in kinds):
+            samples = data["scenarios"][key]["samples"]
+            assert samples and all(s["returncode"] == 0 for s in samples), key
+            assert all(s["wall_s"] > 0 and s["maxrss_kb"] > 0 for s in samples), key
+
+    # the two-root case (MGC and GC in one run): both roots' rows, equal in all three
+    two = [c for c in data["comparisons"] if "MGC+GC" in c["title"]]
+    assert len(two) == 1, data["comparisons"]
+    per_root = two[0]["rows_by_root"]
+    assert set(per_root) == {"workflow", "floor", "naive"}, per_root
+    assert per_root["workflow"] == per_root["floor"] == per_root["naive"], per_root
+    assert set(per_root["workflow"]) == {"MGC", "GC"} and min(per_root["workflow"].values()) > 0
+    assert data["two_root"]["full_s"] > 0 and data["two_root"]["vs_floor"] > 0
+    assert "MGC + GC in one run vs. its floor" in text
