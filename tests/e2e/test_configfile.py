@@ -58,7 +58,7 @@ def test_a_config_file_alone_runs_a_universe_and_a_flag_overrides_it(project, tm
     work = project / "data" / "futures.duckdb.work"
     for root in ("MGC", "GC"):
         got = settings(work, root)
-        assert got["symbols"] == [root] and got["chunk_days"] == 3
+        assert got["symbol"] == root and got["chunk_days"] == 3
         assert got["db"] == str(project / "data" / "futures.duckdb")
         assert got["dbn"] == str(project / "dbn")
         assert got["checkpoint"] == str(project / "data" / "checkpoints")
