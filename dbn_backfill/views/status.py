@@ -413,6 +413,18 @@ def _clip(text: object, width: int = 300) -> str:
 CHUNK_ORDER = ("done", "failed", "in_progress", "pending")
 
 
+def _progress_lines(status: dict[str, Any], label: str = "") -> list[str]:
+    """The line saying how far a running backfill is for one root (none when its plan
+    is not known yet)."""
+    progress = status.get("progress") or {}
+    if progress.get("planned") is None:
+        return []
+    since = f" (run started {progress['since']})" if progress.get("since") else ""
+    return [
+        f"  progress: {label}{progress['done']} of {progress['planned']} chunks committed{since}"
+    ]
+
+
 def format_root(status: dict[str, Any], title: str, shared: Sequence[str] = ()) -> str:
     """The human view of one root's status (:func:`collect_root`): a line ``title``:
     OK / NEEDS ATTENTION, then its details; ``shared`` are reasons for attention that
@@ -422,12 +434,7 @@ def format_root(status: dict[str, Any], title: str, shared: Sequence[str] = ()) 
     lines = [f"{title}: {head}"]
     if status["running"]:
         lines.append(f"  running now: {status['running']}")
-        progress = status.get("progress") or {}
-        if progress.get("planned") is not None:
-            lines.append(
-                f"  progress: {progress['done']} of {progress['planned']} chunks committed"
-                + (f" (run started {progress['since']})" if progress.get("since") else "")
-            )
+        lines += _progress_lines(status)
     c = status["chunks"]
     counts = c["counts"]
     shown = [f"{counts.get(k, 0)} {k}" for k in CHUNK_ORDER]
@@ -562,12 +569,8 @@ def format_text(status: dict[str, Any]) -> str:
     lines = [f"dbn-backfill status: {len(roots)} roots ({names}) in {status['db']}: {head}"]
     if status["running"]:
         lines.append(f"  running now: {status['running']}")
-        progress = status.get("progress") or {}
-        if progress.get("planned") is not None:
-            lines.append(
-                f"  progress: {progress['done']} of {progress['planned']} chunks committed"
-                + (f" (run started {progress['since']})" if progress.get("since") else "")
-            )
+        for name, root in roots.items():
+            lines += _progress_lines(root, f"{name} ")
     if roots:
         lines.append(f"  checkpoints in {status['checkpoint']}")
         lines += ["  " + line for line in _table(roots_table(status), right={4, 5})]

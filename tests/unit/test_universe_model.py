@@ -225,3 +225,22 @@ def test_the_universe_page_has_the_overview_then_a_section_per_root_with_unique_
     charts = fake_charts(["MGC"])
     assert universe_html(one, charts) == to_html(one.roots[0], charts["MGC"])
     assert 'id="rolls-section"' in universe_html(one, charts)
+
+
+def test_a_running_universe_shows_each_roots_progress(universe, monkeypatch):
+    """While a backfill holds the database (here: status is told so), the database is
+    not opened and every root says how far it is, once."""
+    db, layout = universe
+    monkeypatch.setattr(st, "lock_holder", lambda path: "pid 7 since now")
+    monkeypatch.setattr(
+        st,
+        "run_progress",
+        lambda run, done, workdir, symbol: {"done": done, "planned": 5, "since": "t0"},
+    )
+    status = st.collect(db, layout.checkpoint_root, workdir=layout.workdir)
+    assert status["ok"] is True
+    text = st.format_text(status)
+    assert "running now: pid 7 since now" in text
+    assert "progress: GC 2 of 5 chunks committed (run started t0)" in text
+    assert "progress: MGC 2 of 5 chunks committed (run started t0)" in text
+    assert text.count("progress: GC") == 1
