@@ -261,11 +261,6 @@ def write_plan_files(plan: Plan, scratch: Path | None = None) -> dict[str, str]:
     return moved
 
 
-def config_snapshot(plan: Plan) -> dict[str, str]:
-    """The run's effective settings, as logged at start."""
-    return {key: str(value) for key, value in plan.cfg.settings().items()}
-
-
 def describe_chunks(plan: Plan) -> str:
     """The plan's chunks, one line per chunk with its build job, for ``snakemake -n``
     (the same grid for every root)."""

@@ -57,24 +57,43 @@ def collect(plan: Plan, seconds: float) -> dict[str, Any]:
     }
 
 
-def print_summary(plan: Plan, seconds: float, ok: bool) -> None:
-    """Print the run's summary to stderr (see :func:`collect`)."""
-    s = collect(plan, seconds)
+def summary_lines(s: dict[str, Any], ok: bool) -> list[str]:
+    """The run summary (:func:`collect`) as the lines a person reads: no ``None`` (a
+    report the run never reached is said in words), and on failure the next command."""
+    states = ", ".join(f"{k} {v}" for k, v in sorted(s["checkpoints"].items())) or "none"
+    if s["chunks_committed"] is None:
+        chunks = f"the merge did not finish, {s['chunks_failed']} failed"
+        rows = "rows inserted: none (no merge report)"
+    else:
+        chunks = (
+            f"committed {s['chunks_committed']}, skipped (already committed) "
+            f"{s['chunks_skipped']}, failed {s['chunks_failed']}"
+        )
+        rows = f"rows inserted: {s['rows_inserted']}"
+    gates = "not run" if s["gates_passed"] is None else s["gates_passed"]
     lines = [
         f"dbn-backfill summary ({'OK' if ok else 'FAILED'}), run {s['run_id']}, "
         f"{', '.join(s['roots'])}:",
-        f"  chunks: {s['chunks']} in plan; committed {s['chunks_committed']}, "
-        f"skipped (already committed) {s['chunks_skipped']}, failed {s['chunks_failed']}; "
-        f"checkpoints {s['checkpoints']}",
-        f"  rows inserted: {s['rows_inserted']}; gates passed: {s['gates_passed']}; "
-        f"wall time {s['wall_seconds']} s",
+        f"  chunks: {s['chunks']} in plan; {chunks}; checkpoints: {states}",
+        f"  {rows}; gates passed: {gates}; wall time {s['wall_seconds']} s",
     ]
     lines += [f"  failed {f}" for f in s["failed"]]
-    if not ok:
+    if not ok and s["failed"]:
         lines.append(
-            "  see the log of the failed job above; fix the cause and rerun the same command"
+            "  next: fix the file named in the failed chunk's error, then rerun the same "
+            "command with --retry-failed"
         )
-    print("\n".join(lines), file=sys.stderr)
+    elif not ok:
+        lines.append(
+            "  next: see the error above (the job's log has the detail); fix the cause "
+            "and rerun the same command"
+        )
+    return lines
+
+
+def print_summary(plan: Plan, seconds: float, ok: bool) -> None:
+    """Print the run's summary to stderr (:func:`collect`, :func:`summary_lines`)."""
+    print("\n".join(summary_lines(collect(plan, seconds), ok)), file=sys.stderr)
 
 
 def _load(read: Callable[[Path], T], path: Path) -> T | None:

@@ -18,7 +18,6 @@ from dbn_backfill.runtime.signals import (
 from dbn_backfill.planning.summary import print_summary
 from dbn_backfill.planning.plan import (
     check_before_run,
-    config_snapshot,
     describe_chunks,
     make_plan,
     write_plan_files,
@@ -164,9 +163,10 @@ onstart:
         f"{len(PLAN.batches)} build jobs per root, db {PLAN.cfg.db}",
         file=sys.stderr,
     )
-    print(f"config snapshot: {config_snapshot(PLAN)}", file=sys.stderr)
     for root in ROOTS:
-        write_run_config(LAYOUT, RUN_ID, PLAN.cfg.for_root(root))
+        record = write_run_config(LAYOUT, RUN_ID, PLAN.cfg.for_root(root))
+    # the settings, with their types, are in each root's run record (config.json)
+    print(f"settings: {record}", file=sys.stderr)
 
 
 onsuccess:
