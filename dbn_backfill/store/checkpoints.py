@@ -4,7 +4,7 @@
 the source of truth; a checkpoint mirrors it, so a kill between a commit and
 its checkpoint write is repaired by the next merge without redoing the chunk.
 A checkpoint is the immutable :class:`dbn_backfill.artifacts.Checkpoint`; it
-changes only through its transitions, and :func:`apply` is how a transition
+changes only through its transitions, and :func:`transition` is how a transition
 reaches the disk: validated first, then written atomically (a reader never sees
 half a file, a killed writer leaves the previous state).
 """
@@ -79,7 +79,7 @@ def load_or_create(checkpoint_dir: Path, fresh: Checkpoint) -> Checkpoint:
     return state
 
 
-def apply(
+def transition(
     checkpoint_dir: Path, state: Checkpoint, transition: Callable[[Checkpoint], Checkpoint]
 ) -> Checkpoint:
     """Apply ``transition`` (e.g. ``lambda s: s.commit(...)``) to ``state`` and write the

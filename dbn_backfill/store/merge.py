@@ -327,7 +327,7 @@ def _merge_one(
     if previous is not None and previous.content_hash == entry.content_hash:
         _skip(con, chunk, state, previous, store, report)
         return
-    state = checkpoints.apply(
+    state = checkpoints.transition(
         store.checkpoint_dir,
         state,
         lambda s: s.start(source=entry.sources, retry_failed=store.retry_failed),
@@ -345,7 +345,7 @@ def _reject(chunk: ChunkInput, state: Checkpoint, store: _Store, report: MergeRe
     says ``failed`` (``data``) with the build's message."""
     entry = chunk.manifest
     report.failed.append(chunk.chunk_id)
-    checkpoints.apply(
+    checkpoints.transition(
         store.checkpoint_dir,
         state,
         lambda s: s.reject(entry.error, source=entry.sources, last_ts_event=entry.last_ts_event),
@@ -374,7 +374,7 @@ def _skip(
         )
     report.skipped.append(chunk.chunk_id)
     if state.status != ChunkStatus.DONE:
-        checkpoints.apply(
+        checkpoints.transition(
             store.checkpoint_dir,
             state,
             lambda s: s.repair(
@@ -467,7 +467,7 @@ def _roll_back(
     with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
     kind = error_kind(exc)
-    checkpoints.apply(
+    checkpoints.transition(
         store.checkpoint_dir, state, lambda s: s.fail(f"{type(exc).__name__}: {exc}", kind)
     )
     if isinstance(exc, Interrupted):
@@ -498,7 +498,7 @@ def _record_commit(
     store.committed[chunk.chunk_id] = _Committed(
         entry.content_hash, done.at, done.rows, chunk.first, chunk.last, entry.lineage_hash
     )
-    checkpoints.apply(
+    checkpoints.transition(
         store.checkpoint_dir,
         state,
         lambda s: s.commit(

@@ -191,10 +191,10 @@ def test_unknown_status_or_kind_is_refused():
 # --- the store --------------------------------------------------------------------------
 
 
-def test_apply_writes_the_new_state_atomically(tmp_path):
+def test_a_transition_writes_the_new_state_atomically(tmp_path):
     state = checkpoints.load_or_create(tmp_path, fresh())
     assert checkpoints.read(tmp_path, CHUNK) == state
-    state = checkpoints.apply(
+    state = checkpoints.transition(
         tmp_path, state, lambda s: s.start(source=NEW_SOURCES, retry_failed=False, at=T0)
     )
     on_disk = checkpoints.read(tmp_path, CHUNK)
@@ -206,7 +206,7 @@ def test_an_illegal_transition_writes_nothing(tmp_path):
     state = checkpoints.load_or_create(tmp_path, fresh())
     before = checkpoints.path_for(tmp_path, CHUNK).read_bytes()
     with pytest.raises(CheckpointTransitionError):
-        checkpoints.apply(
+        checkpoints.transition(
             tmp_path, state, lambda s: s.commit(rows=1, content_hash="h", run_id="r", at=T1)
         )
     assert checkpoints.path_for(tmp_path, CHUNK).read_bytes() == before
