@@ -16,7 +16,6 @@ Three charts, each readable from three months to sixteen years of trade dates:
 from __future__ import annotations
 
 import io
-import math
 
 import matplotlib
 
@@ -27,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
 
 #: Share of the top two below which a trade date counts as a near tie.
 NEAR_TIE = 0.55
@@ -86,20 +86,37 @@ def _empty(title: str) -> bytes:
 
 
 def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes:
+    """:func:`roll_overview_figure` as PNG bytes."""
+    title = f"{symbol}: front contract per trade date"
+    if days.empty:
+        return _empty(title)
+    return to_png(roll_overview_figure(days, rolls, symbol))
+
+
+def roll_overview_figure(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> Figure:
     """The roll chart over the whole range (see the module docstring).
 
     Args:
-        days: one row per trade date: ``trade_date`` (datetime64), ``source_symbol``,
-            ``days_to_month`` (of the selected contract), ``runner_up_days_to_month``
-            (NaN without runner-up), ``share_top2``.
+        days: one row per trade date (at least one): ``trade_date`` (datetime64),
+            ``source_symbol``, ``days_to_month`` (of the selected contract),
+            ``runner_up_days_to_month`` (NaN without runner-up), ``share_top2``, and
+            optionally ``earlier_share`` / ``day_share`` / ``later_share`` (the
+            day's outright volume split into the contracts expiring before the
+            selected one, the selected one, and those after it; NaN where unknown).
+            With any of these known, the lower panel stacks the three (how decisive
+            each roll was: the later contracts' share grows into the roll, the
+            earlier ones' lingers after it); else it shows the selected contract's
+            share of the top two's volume.
         rolls: one row per roll: ``trade_date``, ``from_symbol``, ``to_symbol``, ``kind``
             (``roll`` or ``back to an earlier expiry``), optionally ``stale`` (bool).
 
     Contracts are counted as (raw symbol, expiry) pairs (``days["expiry"]``, ``YYYYMM``).
+
+    Returns:
+        The figure, laid out (roll-back labels placed by :func:`place_labels`, gid
+        ``flip-label``).
     """
     title = f"{symbol}: front contract per trade date"
-    if days.empty:
-        return _empty(title)
     x = pd.DatetimeIndex(days["trade_date"])
     first, last = x.min(), x.max()
     fig, (top, bottom) = plt.subplots(
@@ -155,19 +172,6 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
             zorder=4,
             label=f"roll back to an earlier expiry: {len(flips)}",
         )
-        for row in flips.head(12).to_dict("records"):
-            top.annotate(
-                f"{row['from_symbol']}→{row['to_symbol']}\n{row['trade_date']:%Y-%m-%d}",
-                (row["trade_date"], at.get(row["trade_date"], 0)),
-                xytext=(8, 4),
-                textcoords="offset points",
-                ha="left",
-                va="bottom",
-                fontsize=7,
-                color=FLIP,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": FLIP, "lw": 0.5},
-                zorder=5,
-            )
     stale = rolls[rolls["stale"].astype(bool)] if "stale" in rolls and not rolls.empty else rolls
     if not stale.empty:
         at = days.set_index("trade_date")["days_to_month"]
@@ -198,44 +202,90 @@ def roll_overview(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -> bytes
         loc="left",
     )
 
-    share = days["share_top2"].to_numpy(dtype=float) * 100
-    bottom.plot(
-        x,
-        share,
-        color=SELECTED,
-        linewidth=0.6,
-        marker="o" if len(days) <= 400 else None,
-        markersize=2.5,
-        zorder=2,
-    )
-    tie = share < NEAR_TIE * 100
-    bottom.scatter(
-        x[tie],
-        share[tie],
-        s=10,
-        color=TIE,
-        zorder=3,
-        label=f"near tie (< {NEAR_TIE:.0%}): {int(tie.sum())} trade dates",
-    )
-    bottom.axhline(50, color="black", linewidth=0.6, linestyle=":")
-    lowest = float(np.nanmin(share)) if np.isfinite(share).any() else 50.0
-    bottom.set_ylim(min(45.0, lowest - 3), 101)
-    bottom.set_ylabel("selected share of\nthe top two's volume (%)")
-    bottom.grid(axis="y", alpha=0.3)
-    bottom.legend(loc="lower left", fontsize=8)
+    if "day_share" in days and days["day_share"].notna().any():
+        _term_shares(bottom, days)
+    else:
+        _top_two_share(bottom, days)
     bottom.set_xlabel("trade date")
     _date_axis(bottom, first, last)
-    return to_png(fig)
+    if not flips.empty:
+        at = days.set_index("trade_date")["days_to_month"]
+        place_labels(
+            top,
+            [(r["trade_date"], at.get(r["trade_date"], 0),
+              f"{r['from_symbol']}→{r['to_symbol']}\n{r['trade_date']:%Y-%m-%d}")
+             for r in flips.head(FLIP_LABELS).to_dict("records")],
+            gid="flip-label",
+            color=FLIP,
+            va="bottom",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": FLIP, "lw": 0.5},
+        )  # fmt: skip
+    return fig
+
+
+#: Roll-backs labelled at most, the first first.
+FLIP_LABELS = 12
+#: Tones of the contracts expiring before the selected one, and after it.
+EARLIER = "#bdbdbd"
+LATER = "#f4b183"
+
+
+def _term_shares(ax: plt.Axes, days: pd.DataFrame) -> None:
+    """The day's outright volume split by expiry, stacked: the contracts expiring
+    before the selected one at the bottom, the selected one, the later ones on top;
+    near ties of the top two marked on the selected one's top edge."""
+    x = pd.DatetimeIndex(days["trade_date"])
+    earlier, mine, later = (
+        days[c].to_numpy(dtype=float) * 100 for c in ("earlier_share", "day_share", "later_share")
+    )
+    ax.stackplot(
+        x, earlier, mine, later,
+        colors=(EARLIER, SELECTED, LATER), step="post", linewidth=0, zorder=1,
+        labels=("contracts expiring before the selected one", "selected contract",
+                "contracts expiring after it"),
+    )  # fmt: skip
+    tie = days["share_top2"].to_numpy(dtype=float) < NEAR_TIE
+    ax.scatter(x[tie], (earlier + mine)[tie], s=12, color=TIE, zorder=3,
+               label=f"near tie (< {NEAR_TIE:.0%} of the top two): {int(tie.sum())}")  # fmt: skip
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("share of the day's\noutright volume (%)")
+    ax.grid(axis="y", alpha=0.4, color="white", linewidth=0.6)
+    ax.set_axisbelow(False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.32), fontsize=8, ncols=4, frameon=False)
+
+
+def _top_two_share(ax: plt.Axes, days: pd.DataFrame) -> None:
+    """The selected contract's share of the top two's volume, near ties marked."""
+    x = pd.DatetimeIndex(days["trade_date"])
+    share = days["share_top2"].to_numpy(dtype=float) * 100
+    ax.plot(x, share, color=SELECTED, linewidth=0.6,
+            marker="o" if len(days) <= 400 else None, markersize=2.5, zorder=2)  # fmt: skip
+    tie = share < NEAR_TIE * 100
+    ax.scatter(x[tie], share[tie], s=10, color=TIE, zorder=3,
+               label=f"near tie (< {NEAR_TIE:.0%}): {int(tie.sum())} trade dates")  # fmt: skip
+    ax.axhline(50, color="black", linewidth=0.6, linestyle=":")
+    lowest = float(np.nanmin(share)) if np.isfinite(share).any() else 50.0
+    ax.set_ylim(min(45.0, lowest - 3), 101)
+    ax.set_ylabel("selected share of\nthe top two's volume (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
 
 
 def _label_segments(ax: plt.Axes, days: pd.DataFrame, max_labels: int = 28) -> None:
-    """Name the selected contract at the start of its segments, at most ``max_labels``."""
+    """Name the selected contract at the start of its segments, at most ``max_labels``:
+    a segment starting within 1/``max_labels`` of the range after the last one named is
+    left unnamed (a flip-flop of short segments gets one name, not a pile)."""
     change = days["source_symbol"].ne(days["source_symbol"].shift())
     starts = days[change]
-    step = max(1, math.ceil(len(starts) / max_labels))
     first, last = days["trade_date"].min(), days["trade_date"].max()
+    apart = (last - first) / max_labels
+    named: list[dict] = []
+    for row in starts.to_dict("records"):
+        if not named or row["trade_date"] - named[-1]["trade_date"] >= apart:
+            named.append(row)
     near_end = first + (last - first) * 0.96
-    for row in starts.iloc[::step].to_dict("records"):
+    rotate = len(named) > 14
+    for row in named:
         ax.annotate(
             str(row["source_symbol"]),
             (row["trade_date"], row["days_to_month"]),
@@ -243,7 +293,7 @@ def _label_segments(ax: plt.Axes, days: pd.DataFrame, max_labels: int = 28) -> N
             textcoords="offset points",
             fontsize=7,
             color=SELECTED,
-            rotation=90 if step > 1 or len(starts) > 14 else 0,
+            rotation=90 if rotate else 0,
             ha="right" if row["trade_date"] > near_end else "left",
             va="bottom",
         )
@@ -358,17 +408,36 @@ def roll_detail(
 def bars_per_day(
     days: pd.DataFrame, symbol: str, session_calendar: str, thin_fraction: float
 ) -> bytes:
-    """Bars per trade date against the CME session's minutes, and the longest hole.
-
-    Args:
-        days: one row per trade date: ``trade_date``, ``bars``, ``expected_minutes``,
-            ``coverage`` (bars / expected minutes), ``relative_coverage`` (coverage /
-            its local median), ``longest_hole`` (minutes), ``thin``.
-    """
+    """:func:`bars_per_day_figure` as PNG bytes."""
     title = f"{symbol}: bars per trade date (selected contract)"
     if days.empty:
         return _empty(title)
+    return to_png(bars_per_day_figure(days, symbol, session_calendar, thin_fraction))
+
+
+def bars_per_day_figure(
+    days: pd.DataFrame, symbol: str, session_calendar: str, thin_fraction: float
+) -> Figure:
+    """Bars per trade date against the minutes of its own CME session, and the longest
+    hole; the thinnest thin days labelled with their dates, at most
+    :data:`THIN_LABELS`, none over another (:func:`place_labels`; their ``gid`` is
+    ``thin-label``).
+
+    Args:
+        days: one row per trade date (at least one): ``trade_date``, ``bars``,
+            ``session_bars`` / ``session_minutes`` (of its own session; NaN without
+            one: ``bars`` / ``expected_minutes`` are shown), ``expected_minutes``,
+            ``coverage`` (bars / minutes), ``relative_coverage`` (coverage / its
+            local median), ``longest_hole`` (minutes), ``thin``.
+
+    Returns:
+        The figure, laid out (nothing more is laid out when it is saved).
+    """
+    title = f"{symbol}: bars per trade date (selected contract)"
     x = pd.DatetimeIndex(days["trade_date"])
+    own = days["session_minutes"].astype("float64")
+    minutes = own.where(own > 0, days["expected_minutes"].astype("float64"))
+    bars = days["session_bars"].astype("float64").where(own > 0, days["bars"].astype("float64"))
     fig, (top, bottom) = plt.subplots(
         2,
         1,
@@ -379,42 +448,32 @@ def bars_per_day(
     )
     top.scatter(
         x,
-        days["expected_minutes"],
+        minutes,
         marker="_",
         s=30 if len(days) < 400 else 12,
         color=RUNNER_UP,
         linewidths=1,
-        label=f"minutes in the trade date's CME session(s) ({session_calendar})",
+        label=f"minutes of the trade date's own CME session ({session_calendar})",
         zorder=2,
     )
     thin = days["thin"].to_numpy(dtype=bool)
     top.scatter(
         x[~thin],
-        days.loc[~thin, "bars"],
+        bars[~thin],
         s=_size(len(days), 5, 16),
         color=SELECTED,
         linewidths=0,
-        label="bars of the trade date",
+        label="bars in that session",
         zorder=3,
     )
     top.scatter(
         x[thin],
-        days.loc[thin, "bars"],
+        bars[thin],
         s=22,
         color=FLIP,
         zorder=4,
         label=f"thin day (coverage < {thin_fraction:.0%} of the local median): {int(thin.sum())}",
     )
-    worst = days[days["thin"]].nsmallest(5, "relative_coverage").sort_values("trade_date")
-    for i, row in enumerate(worst.to_dict("records")):
-        top.annotate(
-            f"{row['trade_date']:%Y-%m-%d}",
-            (row["trade_date"], row["bars"]),
-            xytext=(5, -12 - 9 * (i % 2)),
-            textcoords="offset points",
-            fontsize=7,
-            color=FLIP,
-        )
     top.set_ylim(bottom=0)
     top.set_ylabel("bars (1-minute) per trade date")
     top.grid(axis="y", alpha=0.3)
@@ -425,7 +484,7 @@ def bars_per_day(
         fontsize=11,
         loc="left",
     )
-    top.legend(loc="lower left", fontsize=8, ncols=3, framealpha=0.9)
+    top.legend(loc="best", fontsize=8, ncols=3, framealpha=0.9)
     hole = days["longest_hole"].to_numpy(dtype=float)
     bottom.scatter(x, np.maximum(hole, 1), s=_size(len(days), 5, 16), color=SELECTED, linewidths=0)
     bottom.scatter(x[thin], np.maximum(hole[thin], 1), s=18, color=FLIP)
@@ -441,4 +500,70 @@ def bars_per_day(
     bottom.grid(axis="y", alpha=0.3, which="both")
     bottom.set_xlabel("trade date")
     _date_axis(bottom, x.min(), x.max())
-    return to_png(fig)
+    worst = days.assign(shown=bars)[days["thin"]].nsmallest(THIN_LABELS, "relative_coverage")
+    place_labels(
+        top,
+        [(r["trade_date"], r["shown"], f"{r['trade_date']:%Y-%m-%d}") for r in
+         worst.to_dict("records")],
+        gid="thin-label",
+        color=FLIP,
+    )  # fmt: skip
+    return fig
+
+
+#: Thin days labelled at most, the thinnest first.
+THIN_LABELS = 8
+#: Where a label may go around its point (offset points), tried in turn.
+LABEL_OFFSETS = ((5, -12), (5, 4), (-5, -12), (-5, 4), (5, -24), (-5, -24), (5, 16), (-5, 16))
+
+
+def place_labels(
+    ax: plt.Axes,
+    points: list[tuple[pd.Timestamp, float, str]],
+    *,
+    gid: str,
+    color: str,
+    **style: object,
+) -> list[Annotation]:
+    """Label ``points`` (x, y, text), most important first, each where it overlaps no
+    label placed before it nor the legend and stays inside the axes; a point with no
+    such place is left unlabelled (its marker still shows it).
+
+    Lays the figure out first (its layout engine is then switched off, so the labels
+    stay where they were checked when the figure is saved). Returns the labels placed,
+    each with ``gid``.
+    """
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = ax.get_window_extent(renderer)
+    legend = ax.get_legend()
+    boxes: list = [legend.get_window_extent(renderer)] if legend is not None else []
+    placed = []
+    for x, y, text in points:
+        for dx, dy in LABEL_OFFSETS:
+            label = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha="left" if dx > 0 else "right",
+                fontsize=7,
+                color=color,
+                gid=gid,
+                zorder=5,
+                **style,  # type: ignore[arg-type]
+            )
+            box = label.get_window_extent(renderer)
+            inside = (
+                box.x0 >= frame.x0 and box.x1 <= frame.x1
+                and box.y0 >= frame.y0 and box.y1 <= frame.y1
+            )  # fmt: skip
+            if inside and not any(box.overlaps(b) for b in boxes):
+                boxes.append(box)
+                placed.append(label)
+                break
+            label.remove()
+    return placed

@@ -24,7 +24,9 @@ def sessions(name: str, calendar: Calendar, first: dt.date, last: dt.date) -> pd
     A session's trade date is its schedule date when that is a business day of
     ``calendar``, else the next business day (contract section 3: a holiday session
     counts for the next trade date). Returns ``open``, ``close`` (UTC), ``minutes``
-    (breaks excluded), ``trade_date``.
+    (breaks excluded; an early close makes a session shorter), ``trade_date``, ``own``
+    (whether the session is the trade date's own, scheduled on that date: False for a
+    holiday's session counted for the next trade date).
     """
     import pandas_market_calendars as mcal
 
@@ -33,7 +35,7 @@ def sessions(name: str, calendar: Calendar, first: dt.date, last: dt.date) -> pd
         end_date=pd.Timestamp(last) + pd.Timedelta(days=1),
     )
     if schedule.empty:
-        return pd.DataFrame(columns=["open", "close", "minutes", "trade_date"])
+        return pd.DataFrame(columns=["open", "close", "minutes", "trade_date", "own"])
     seconds = (schedule["market_close"] - schedule["market_open"]).dt.total_seconds()
     if {"break_start", "break_end"} <= set(schedule.columns):
         pause = (schedule["break_end"] - schedule["break_start"]).dt.total_seconds()
@@ -49,6 +51,7 @@ def sessions(name: str, calendar: Calendar, first: dt.date, last: dt.date) -> pd
             "trade_date": calendar.days[idx[inside]],
         }
     )
+    out["own"] = out["trade_date"].to_numpy() == labels[inside]
     out["open"] = pd.to_datetime(out["open"], utc=True)
     out["close"] = pd.to_datetime(out["close"], utc=True)
     lo, hi = np.datetime64(first, "D"), np.datetime64(last, "D")
@@ -176,6 +179,56 @@ def rolls_view_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFram
     return frame
 
 
+def term_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
+    """Each outright's share of its trade date's outright volume (``bars_1m_term_structure``,
+    contract section 7): ``trade_date`` (datetime64), ``source_symbol``, ``expiry``
+    (``YYYY-MM``), ``contract`` (``MGCZ4 (2024-12)``), ``volume``, ``share`` (NaN on a
+    day without volume), ordered by trade date and expiry. Empty, with these columns,
+    when the database predates the table."""
+    columns = ["trade_date", "source_symbol", "expiry", "contract", "volume", "share"]
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'bars_1m_term_structure'"
+    ).fetchall()[0][0]
+    if not exists:
+        return pd.DataFrame(columns=columns)
+    frame = con.execute(
+        """
+        SELECT trade_date, source_symbol, expiry,
+               source_symbol || ' (' || expiry || ')' AS contract, volume,
+               volume / nullif(sum(volume) OVER (PARTITION BY trade_date), 0) AS share
+        FROM bars_1m_term_structure WHERE symbol = ?
+        ORDER BY trade_date, expiry, source_symbol
+        """,
+        [symbol],
+    ).df()
+    frame["trade_date"] = pd.to_datetime(frame["trade_date"])
+    return frame[columns]
+
+
+def with_term_shares(days: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
+    """Add the term structure's split of each trade date's outright volume to the
+    selection frame: ``day_share`` (the selected contract's share), ``earlier_share``
+    (the contracts expiring before it) and ``later_share`` (after it); NaN on a trade
+    date without term structure (``terms``: :func:`term_frame`).
+
+    Contracts are ordered by expiry, ``YYYY-MM``; a contract of the selected one's
+    expiry under another raw symbol counts as later.
+    """
+    if terms.empty:
+        return days.assign(day_share=np.nan, earlier_share=np.nan, later_share=np.nan)
+    picked = days[["trade_date", "source_symbol", "expiry_text"]].rename(
+        columns={"source_symbol": "selected", "expiry_text": "selected_expiry"}
+    )
+    t = terms.merge(picked, on="trade_date", how="inner")
+    mine = (t["source_symbol"] == t["selected"]) & (t["expiry"] == t["selected_expiry"])
+    earlier = ~mine & (t["expiry"] < t["selected_expiry"])
+    t["part"] = np.where(mine, "day_share", np.where(earlier, "earlier_share", "later_share"))
+    parts = t.pivot_table(index="trade_date", columns="part", values="share", aggfunc="sum")
+    parts = parts.reindex(columns=["day_share", "earlier_share", "later_share"]).fillna(0.0)
+    out = days.drop(columns=["day_share", "earlier_share", "later_share"], errors="ignore")
+    return out.merge(parts.reset_index(), on="trade_date", how="left")
+
+
 def roll_frame(days: pd.DataFrame, view: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per trade date whose selected contract (raw symbol and expiry) differs
     from the previous one's, with the ``rolls`` view's ``gap``, ``ratio`` and ``stale``
@@ -226,12 +279,23 @@ def bars_frame(
     calendar: Calendar,
     session_table: pd.DataFrame,
 ) -> tuple[pd.DataFrame, int]:
-    """Per trade date: ``bars``, ``sessions``, ``expected_minutes``, ``longest_hole``; and
-    the number of bars outside every scheduled session.
+    """Bars of each trade date against its own CME session, and the bars outside every
+    scheduled session.
 
-    A bar's trade date is the contract's rule (section 3, as the gates compute it); its
-    session the scheduled session containing its open time. The longest hole of a trade
-    date is the longest stretch of one of its sessions without a bar, edges included.
+    Args:
+        session_table: :func:`sessions` of the span.
+
+    Returns:
+        Per trade date: ``bars`` (all its bars), ``sessions`` (scheduled sessions
+        counted for it), ``expected_minutes`` (their minutes), ``session_bars`` /
+        ``session_minutes`` (bars in, and minutes of, its own session: the one scheduled
+        on that date, shorter on an early close; NaN without one), ``holiday_bars``
+        (bars in a holiday's session counted for it, 0 without one), ``longest_hole``
+        (the longest stretch of its own session without a bar, edges included; of
+        every session counted for it when it has no own session); and the number of
+        bars outside every scheduled session. A bar's trade date is the contract's rule
+        (section 3, as the gates compute it); its session the scheduled session
+        containing its open time.
     """
     shift = int(calendar.shift.total_seconds())
     con.register("report_calendar", pd.DataFrame({"day": calendar.days}))
@@ -268,6 +332,7 @@ def bars_frame(
     outside = int(per_session.loc[~per_session["inside"], "n"].sum())
     sess = session_table.copy()
     sess["trade_date"] = pd.to_datetime(sess["trade_date"])
+    sess["own"] = sess["own"].astype(bool)
     if not inside.empty:
         inside["open"] = pd.to_datetime(inside["open"], utc=True)
         inside["first"] = pd.to_datetime(inside["first"], utc=True)
@@ -278,14 +343,25 @@ def bars_frame(
     tail = (merged["close"] - merged["last"]).dt.total_seconds() / 60 - 1
     hole = pd.concat([head, tail, merged["inner_hole"].astype("float64")], axis=1).max(axis=1)
     merged["hole"] = hole.where(merged["n"] > 0, merged["minutes"].astype("float64"))
+    merged["own_n"] = merged["n"].where(merged["own"])
+    merged["own_minutes"] = merged["minutes"].where(merged["own"])
+    merged["own_hole"] = merged["hole"].where(merged["own"])
+    merged["holiday_n"] = merged["n"].where(~merged["own"], 0)
     per_day = merged.groupby("trade_date").agg(
         sessions=("open", "size"),
         expected_minutes=("minutes", "sum"),
-        longest_hole=("hole", "max"),
+        session_bars=("own_n", "max"),
+        session_minutes=("own_minutes", "max"),
+        holiday_bars=("holiday_n", "sum"),
+        own_hole=("own_hole", "max"),
+        any_hole=("hole", "max"),
     )
+    per_day["longest_hole"] = per_day["own_hole"].fillna(per_day["any_hole"])
+    per_day = per_day.drop(columns=["own_hole", "any_hole"])
     bars = per_session.groupby("trade_date")["n"].sum().rename("bars")
     out = per_day.join(bars, how="outer").reset_index()
     out["bars"] = out["bars"].fillna(0).astype("int64")
+    out["holiday_bars"] = out["holiday_bars"].fillna(0).astype("int64")
     return out, outside
 
 
@@ -296,10 +372,21 @@ THIN_WINDOW = 61
 
 
 def coverage(days: pd.DataFrame) -> pd.DataFrame:
-    """Add ``coverage`` (bars / session minutes), ``relative_coverage`` (coverage / its
-    local median) and ``thin`` to the per-trade-date frame."""
-    expected = days["expected_minutes"].astype("float64")
-    days["coverage"] = days["bars"].astype("float64") / expected.where(expected > 0)
+    """Add ``coverage``, ``relative_coverage`` and ``thin`` to the per-trade-date frame
+    of :func:`bars_frame` (merged with the selection) and return it.
+
+    ``coverage`` is the bars in the trade date's own session / that session's minutes
+    (an early close counts its own, fewer, minutes: a half day with a bar in every
+    minute is 100 %; a holiday's session counted for the trade date, thinly traded by
+    nature, is left out); without an own session, all its bars / all its sessions'
+    minutes. ``relative_coverage`` is coverage / its centred local median; a trade date
+    is ``thin`` when that is below :data:`THIN_FRACTION`.
+    """
+    own = days["session_minutes"].astype("float64")
+    every = days["expected_minutes"].astype("float64")
+    bars = days["session_bars"].astype("float64").where(own > 0, days["bars"].astype("float64"))
+    minutes = own.where(own > 0, every)
+    days["coverage"] = bars / minutes.where(minutes > 0)
     local = days["coverage"].rolling(THIN_WINDOW, center=True, min_periods=1).median()
     days["relative_coverage"] = days["coverage"] / local.where(local > 0)
     days["thin"] = (days["relative_coverage"] < THIN_FRACTION).fillna(False).astype(bool)

@@ -31,6 +31,8 @@ from dbn_backfill.views.report.days import (
     rolls_view_frame,
     selection_frame,
     sessions,
+    term_frame,
+    with_term_shares,
 )
 from dbn_backfill.views.report.model import (
     Checkpoints,
@@ -271,19 +273,22 @@ def rolls_of(frame: pd.DataFrame) -> tuple[Roll, ...]:
 
 
 def thinnest(days: pd.DataFrame, n: int = THIN_ROWS) -> tuple[TradeDay, ...]:
-    """The ``n`` trade dates of lowest relative coverage, lowest first."""
+    """The ``n`` trade dates of lowest relative coverage, lowest first (their bars and
+    minutes those of their own session, :func:`~.days.coverage`)."""
     if days.empty:
         return ()
     return tuple(
         TradeDay(
             trade_date=pd.Timestamp(r["trade_date"]).date(),
             contract=str(r.get("contract") or r["source_symbol"]),
-            bars=int(r["bars"]),
-            session_minutes=_int(r["expected_minutes"]),
+            bars=int(r["bars"] if pd.isna(r["session_bars"]) else r["session_bars"]),
+            session_minutes=_int(
+                r["expected_minutes"] if pd.isna(r["session_minutes"]) else r["session_minutes"]
+            ),
             coverage=_float(r["coverage"]),
             relative_coverage=_float(r["relative_coverage"]),
             longest_hole=_float(r["longest_hole"]),
-            sessions=_int(r["sessions"]),
+            holiday_bars=_int(r["holiday_bars"]) or 0,
             chunk_id=str(r["chunk_id"]),
         )
         for r in days.nsmallest(n, "relative_coverage").to_dict("records")
@@ -343,7 +348,8 @@ def _per_day(
             if d not in have
         ]
     else:
-        days = days.assign(bars=[], sessions=[], expected_minutes=[], longest_hole=[])
+        days = days.assign(bars=[], sessions=[], expected_minutes=[], session_bars=[],
+                           session_minutes=[], holiday_bars=[], longest_hole=[])  # fmt: skip
     return coverage(days), missing, outside
 
 
@@ -414,8 +420,10 @@ def collect(
         chunks = chunk_frame(con, symbol)
         sources = source_frame(con, symbol)
         view = rolls_view_frame(con, symbol)
+        terms = term_frame(con, symbol)
     finally:
         con.close()
+    days = with_term_shares(days, terms)
     rolls = roll_frame(days, view)
     lineage = None if recorded else lineage_config(symbol, days, chunks, sources, calendar)
     with_gates = [r for r in runs if r.gates is not None]

@@ -28,6 +28,10 @@ ROLL = "roll"
 BACK = "back to an earlier expiry"
 
 
+#: Minutes of a regular CME Globex session (17:00-16:00 Chicago).
+REGULAR_MINUTES = 1380
+
+
 class ReportError(BackfillError):
     """The report cannot be made (no such database, no or several symbols, ...)."""
 
@@ -134,11 +138,15 @@ NO_EXPOSURE = Exposure(rules=(), trade_dates=0, differs=0, same=0, unknown=0, da
 
 @dataclass(frozen=True)
 class TradeDay:
-    """One trade date's bars against its sessions (a row of the thinnest days).
+    """One trade date's bars against its own session (a row of the thinnest days).
 
-    ``coverage`` is bars / session minutes, ``relative_coverage`` coverage / its local
-    median; ``longest_hole`` the longest stretch of a session without a bar (minutes).
-    Each is None when unknown (no session of the calendar on that trade date).
+    ``bars`` are the bars in the trade date's own session (the one scheduled on that
+    date), ``session_minutes`` its minutes (fewer on an early close); ``coverage`` is
+    bars / session minutes, ``relative_coverage`` coverage / its local median;
+    ``longest_hole`` the longest stretch of the session without a bar (minutes);
+    ``holiday_bars`` the bars of a holiday's session counted for the trade date (0:
+    none). Without an own session in the calendar, bars and minutes are those of every
+    session counted for it; coverage, relative coverage and hole are None when unknown.
     """
 
     trade_date: dt.date
@@ -148,8 +156,13 @@ class TradeDay:
     coverage: float | None
     relative_coverage: float | None
     longest_hole: float | None
-    sessions: int | None
+    holiday_bars: int
     chunk_id: str
+
+    @property
+    def early_close(self) -> bool:
+        """Whether the session is shorter than a regular 23-hour one (an early close)."""
+        return self.session_minutes is not None and self.session_minutes < REGULAR_MINUTES
 
 
 @dataclass(frozen=True)
@@ -222,8 +235,13 @@ class ReportModel:
             ``runner_up_volume``, ``chunk_id``, ``expiry`` / ``runner_up_expiry``
             (``YYYYMM`` as float, NaN when not an outright), ``days_to_month`` /
             ``runner_up_days_to_month``, ``share_top2``, ``bars``, ``sessions``,
-            ``expected_minutes``, ``longest_hole``, ``coverage``,
-            ``relative_coverage``, ``thin`` (bool). Treat it as read-only.
+            ``expected_minutes``, ``session_bars``, ``session_minutes``,
+            ``holiday_bars``, ``longest_hole``, ``coverage``, ``relative_coverage``,
+            ``thin`` (bool) (:func:`~.days.bars_frame`, :func:`~.days.coverage`),
+            ``day_share`` / ``earlier_share`` / ``later_share`` (the day's outright
+            volume split into the selected contract's share and those of the
+            contracts expiring before and after it, from the term structure; NaN
+            without it: :func:`~.days.with_term_shares`). Treat it as read-only.
         thinnest: the thinnest trade dates by relative coverage, thinnest first.
         missing_days: business days of the committed span without bars (ISO).
         expected_gaps: the latest recorded run's ``expected_gaps`` (ISO).
