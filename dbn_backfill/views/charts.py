@@ -5,8 +5,10 @@ Three charts, each readable from three months to sixteen years of trade dates:
 * :func:`roll_overview` -- the selected contract per trade date as the number of days
   until its contract month (a saw tooth: each roll is a jump up, a flip back to an
   earlier expiry a jump down, marked red; a roll with a stale gap marked by a purple
-  diamond), the runner-up as grey dots, and below it the
-  selected contract's share of the top two contracts' volume (near ties marked).
+  diamond), the runner-up as grey dots, and below it the day's outright volume split
+  into the selected contract's share and those of the contracts expiring before and
+  after it, each roll's share marked (how decisive it was; without term structure:
+  the selected contract's share of the top two contracts' volume, near ties marked).
 * :func:`roll_detail` -- the last trade dates (about a year) as a contract ladder:
   one row per contract, named, so which contract was chosen on which day can be read.
 * :func:`bars_per_day` -- bars per trade date against the minutes of the CME session
@@ -203,7 +205,7 @@ def roll_overview_figure(days: pd.DataFrame, rolls: pd.DataFrame, symbol: str) -
     )
 
     if "day_share" in days and days["day_share"].notna().any():
-        _term_shares(bottom, days)
+        _term_shares(bottom, days, rolls)
     else:
         _top_two_share(bottom, days)
     bottom.set_xlabel("trade date")
@@ -230,28 +232,34 @@ EARLIER = "#bdbdbd"
 LATER = "#f4b183"
 
 
-def _term_shares(ax: plt.Axes, days: pd.DataFrame) -> None:
-    """The day's outright volume split by expiry, stacked: the contracts expiring
-    before the selected one at the bottom, the selected one, the later ones on top;
-    near ties of the top two marked on the selected one's top edge."""
+def _term_shares(ax: plt.Axes, days: pd.DataFrame, rolls: pd.DataFrame) -> None:
+    """The day's outright volume split by expiry, stacked: the selected contract's share
+    from 0 (read off the axis), the contracts expiring before it, then after it; each
+    roll day's share of the new contract marked, and near ties of the top two."""
     x = pd.DatetimeIndex(days["trade_date"])
-    earlier, mine, later = (
-        days[c].to_numpy(dtype=float) * 100 for c in ("earlier_share", "day_share", "later_share")
+    mine, earlier, later = (
+        days[c].to_numpy(dtype=float) * 100 for c in ("day_share", "earlier_share", "later_share")
     )
     ax.stackplot(
-        x, earlier, mine, later,
-        colors=(EARLIER, SELECTED, LATER), step="post", linewidth=0, zorder=1,
-        labels=("contracts expiring before the selected one", "selected contract",
+        x, mine, earlier, later,
+        colors=(SELECTED, EARLIER, LATER), step="post", linewidth=0, zorder=1,
+        labels=("selected contract", "contracts expiring before it",
                 "contracts expiring after it"),
     )  # fmt: skip
     tie = days["share_top2"].to_numpy(dtype=float) < NEAR_TIE
-    ax.scatter(x[tie], (earlier + mine)[tie], s=12, color=TIE, zorder=3,
+    ax.scatter(x[tie], mine[tie], s=12, color=TIE, zorder=4,
                label=f"near tie (< {NEAR_TIE:.0%} of the top two): {int(tie.sum())}")  # fmt: skip
+    if not rolls.empty:
+        share = pd.Series(mine, index=x)
+        rx = pd.DatetimeIndex(rolls["trade_date"])
+        ax.scatter(rx, share.reindex(rx).to_numpy(), s=18, facecolors="white",
+                   edgecolors="black", linewidths=0.7, zorder=3,
+                   label="share of the new contract on a roll day")  # fmt: skip
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of the day's\noutright volume (%)")
     ax.grid(axis="y", alpha=0.4, color="white", linewidth=0.6)
     ax.set_axisbelow(False)
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.32), fontsize=8, ncols=4, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.32), fontsize=8, ncols=3, frameon=False)
 
 
 def _top_two_share(ax: plt.Axes, days: pd.DataFrame) -> None:

@@ -122,10 +122,13 @@ def test_the_roll_chart_stacks_the_term_structure_when_known(with_terms):
     lower = fig.axes[1]
     names = [t.get_text() for t in lower.get_legend().get_texts()]
     if with_terms:
-        assert names[:3] == ["contracts expiring before the selected one", "selected contract",
+        assert names[:3] == ["selected contract", "contracts expiring before it",
                              "contracts expiring after it"]  # fmt: skip
+        assert "share of the new contract on a roll day" in names
         assert len(lower.collections) >= 3 and lower.get_ylim() == (0, 100)
-        stack = lower.collections[1].get_paths()[0].vertices[:, 1]
-        assert stack.max() == pytest.approx(85)  # the selected band ends at 5 + 80 %
+        selected = lower.collections[0].get_paths()[0].vertices[:, 1]
+        assert selected.max() == pytest.approx(80)  # the selected band from 0 to 80 %
+        earlier = lower.collections[1].get_paths()[0].vertices[:, 1]
+        assert earlier.max() == pytest.approx(85)  # then 5 % of earlier expiries
     else:
         assert "the top two's volume" in lower.get_ylabel()

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from dbn_backfill.store.database import ensure_tables
+from dbn_backfill.views import charts
 from dbn_backfill.views.report import collect
-from dbn_backfill.views.report.figures import render_charts
+from dbn_backfill.views.report.figures import render_charts, rolls_frame
 from dbn_backfill.views.report.model import BACK, ROLL, ExposureDay, Roll
 from dbn_backfill.views.report.render import CHARTS, ROLL_FOLD_ROWS, to_html
 
@@ -137,3 +138,36 @@ def test_long_roll_and_exposure_lists_fold(db):
     page = to_html(many, {name: b"png" for name in CHARTS})
     assert f"<details><summary>show all {n} rolls</summary>" in page
     assert f"<summary>show all {n} trade dates where the other rule picks" in page
+
+
+def test_the_day_volume_splits_into_earlier_selected_and_later_expiries(db, tmp_path):
+    split = tmp_path / "split.duckdb"
+    split.write_bytes(db.read_bytes())
+    con = duckdb.connect(str(split))
+    try:
+        con.execute(
+            "UPDATE bars_1m_term_structure SET volume = 30 "
+            "WHERE trade_date = '2010-09-02' AND source_symbol = 'MGCZ0'"
+        )  # selected 30 of 60; MGCV0 (earlier) 10; MGCG1 (later) 20
+        con.execute(
+            "INSERT INTO bars_1m_term_structure SELECT symbol, trade_date, 'MGCG1', "
+            "'2011-02', 2, 20, bars, first_ts_utc, last_ts_utc, last_close, chunk_id "
+            "FROM bars_1m_term_structure WHERE trade_date = '2010-09-02' "
+            "AND source_symbol = 'MGCZ0'"
+        )
+    finally:
+        con.close()
+    model = collect(split)
+    days = model.days.set_index(model.days["trade_date"].dt.date)
+    parts = ["earlier_share", "day_share", "later_share"]
+    assert days.loc[D(2010, 9, 1), parts].tolist() == [0.0, 1.0, 0.0]
+    assert days.loc[D(2010, 9, 2), parts].tolist() == pytest.approx([1 / 6, 1 / 2, 1 / 3])
+    assert days.loc[D(2010, 9, 3), parts].tolist() == [0.0, 0.5, 0.5]  # back to MGCV0
+    # MGCV0 (2020-10) is not MGCV0 (2010-10): the same raw symbol, another contract
+    assert days.loc[D(2020, 9, 1), parts].tolist() == [0.0, 1.0, 0.0]
+    assert days.loc[D(2020, 9, 2), parts].isna().all()  # no term structure that day
+    # ... and the roll chart stacks them
+    fig = charts.roll_overview_figure(model.days, rolls_frame(model), SYMBOL)
+    lower = fig.axes[1]
+    assert "selected contract" in [t.get_text() for t in lower.get_legend().get_texts()]
+    assert lower.get_ylabel() == "share of the day's\noutright volume (%)"

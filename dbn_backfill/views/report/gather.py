@@ -3,9 +3,10 @@
 :func:`collect` reads everything ``dbn-backfill report`` shows into a
 :class:`~dbn_backfill.views.report.model.ReportModel`; it writes nothing.
 
-The lineage stores the selected contract's and the runner-up's volume per trade date,
-not the day's total outright volume, so the share shown is the share of the top two:
-``volume / (volume + runner_up_volume)`` (1 when only one contract traded).
+The lineage stores the selected contract's and the runner-up's volume per trade date:
+the share of the top two is ``volume / (volume + runner_up_volume)`` (1 when only one
+contract traded). The term structure (``bars_1m_term_structure``) holds every
+outright's volume of the trade date: the roll chart splits the day's volume by it.
 """
 
 from __future__ import annotations
