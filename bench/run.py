@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from .compare import read_baseline, side_by_side
 from .measure import JobTiming, Sample, busy_seconds, job_timings, measure, tail
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -317,6 +318,10 @@ class Bench:
         self.loads: list[float] = []
         self.code_versions: dict[str, str] = {}  # fingerprint -> git commit when first seen
         self.fingerprint()
+        #: issue 22's "before" column (bench/compare.py)
+        self.baseline, self.baseline_name = read_baseline(getattr(args, "baseline", None))
+        #: ms per chunk transaction of the merge, when measured
+        self.merge_cost: dict[str, object] | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -972,6 +977,7 @@ def render(bench: Bench) -> str:
 
     lines += ["## Targets", "", "| target | measured | limit | status |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets(bench)]
+    lines += [""] + side_by_side(to_json(bench), bench.baseline, bench.baseline_name)
     lines += ["", "## Same table from all three", ""]
     for c in bench.comparisons:
         verdict = "**tables match**" if c.match else "**MISMATCH**"
@@ -1071,6 +1077,7 @@ def to_json(bench: Bench) -> dict[str, object]:
         "machine": machine(),
         "versions": versions(),
         "code_versions": bench.code_versions,
+        "merge_cost": bench.merge_cost,
     }
 
 
@@ -1113,6 +1120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--groups",
         default=",".join(GROUPS),
         help=f"comma-separated subset of {','.join(GROUPS)} (default all)",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=BENCH / "baseline.json",
+        help="results.json of an earlier commit, shown beside this sitting's figures "
+        "(bench/baseline.json)",
     )
     p.add_argument("--regen", action="store_true", help="regenerate the cached datasets")
     p.add_argument(
