@@ -54,7 +54,14 @@ def collect(plan: Plan, seconds: float) -> dict[str, Any]:
         "gates_passed": gates_passed if gated else None,
         "wall_seconds": round(seconds, 2),
         "failed": failed,
+        "log": _existing(plan.layout.run_log(plan.run_id)),
     }
+
+
+def _existing(path: Path) -> str | None:
+    """``path`` made absolute when it exists (the run log of a ``dbn-backfill`` run;
+    a direct Snakemake run has none), else None."""
+    return str(path.resolve()) if path.is_file() else None
 
 
 def summary_lines(s: dict[str, Any], ok: bool) -> list[str]:
@@ -78,6 +85,10 @@ def summary_lines(s: dict[str, Any], ok: bool) -> list[str]:
         f"  {rows}; gates passed: {gates}; wall time {s['wall_seconds']} s",
     ]
     lines += [f"  failed {f}" for f in s["failed"]]
+    if ok and s["chunks_committed"] == 0 and not s["failed"]:
+        lines.append(
+            "  nothing to do: every chunk was committed before; the database is up to date"
+        )
     if not ok and s["failed"]:
         lines.append(
             "  next: fix the file named in the failed chunk's error, then rerun the same "
@@ -88,6 +99,8 @@ def summary_lines(s: dict[str, Any], ok: bool) -> list[str]:
             "  next: see the error above (the job's log has the detail); fix the cause "
             "and rerun the same command"
         )
+    if s.get("log"):
+        lines.append(f"  Snakemake's output and every job's log lines: {s['log']}")
     return lines
 
 
