@@ -26,8 +26,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from dbn_backfill.artifacts import Checkpoint, ChunkStatus
 from dbn_backfill.layout import checkpoint_files
 
 #: Environment variable: seconds between two progress lines when the console is not a
@@ -76,6 +77,19 @@ CHATTER = re.compile(
     )""",
     re.X,
 )
+
+
+#: The loggers of a chunk's failure (the build, the merge): the summary names each
+#: failed chunk with its error and the next command, so these are not shown live.
+CHUNK_LOGGERS = ("dbn_backfill.chunks.build", "dbn_backfill.store.merge")
+#: A job's closing error that lists failed chunks, or a chunk the merge rolled back.
+CHUNK_FAILURE = re.compile(r"ChunksFailed: |\bchunk_\d{8}_\d{8} rolled back: ")
+
+
+def chunk_failure(logger: str, message: str) -> bool:
+    """Whether the error record (``logger``, ``message``) is a chunk's failure, which
+    the run summary reports (with the next command) from the chunk's checkpoint."""
+    return logger in CHUNK_LOGGERS or bool(CHUNK_FAILURE.search(message))
 
 
 def every_from_env() -> float:
@@ -149,12 +163,12 @@ class CheckpointWatch:
         if cached is not None and cached[0] == mtime:
             return cached[1]
         try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return (False, False, 0)  # being replaced: read next time
-        done = data.get("status") == "done"
-        ours = done and data.get("run_id") == self.run_id
-        state = (done, ours, int(data.get("rows_written") or 0) if ours else 0)
+            checkpoint = Checkpoint.from_json(dict(json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            return (False, False, 0)  # another tool's file, or half-read: not done
+        done = checkpoint.status == ChunkStatus.DONE
+        ours = done and checkpoint.run_id == self.run_id
+        state = (done, ours, int(checkpoint.rows_written or 0) if ours else 0)
         self._seen[path] = (mtime, state)
         return state
 
@@ -188,12 +202,12 @@ class Bar:
 
         self.console = Console(file=out, highlight=False)
         self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
+            TextColumn("chunks done"),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
-            TextColumn("chunks {task.fields[extra]}"),
+            TextColumn("{task.fields[extra]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
+            TextColumn("left"),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
@@ -241,6 +255,7 @@ class RunConsole:
         self.lock = threading.Lock()
         self.shown: set[str] = set()
         self.held: list[str] = []  # chunk errors: the summary names them
+        self.warnings: list[str] = []  # chunk warnings: counted at the end
         self.in_record = False  # the lines after a job's log record (its traceback)
         self.in_summary = False
         self.summary_seen = False
@@ -287,7 +302,7 @@ class RunConsole:
         record = RECORD.match(line)
         if record is not None:
             self.in_record, self.in_summary = True, False
-            self._record(record.group("level"), record.group("message"))
+            self._record(record.group("level"), record.group("name"), record.group("message"))
             return
         steps = STEPS.match(line)
         if steps is not None:
@@ -313,11 +328,14 @@ class RunConsole:
             self.planned = int(start.group("chunks")) * self.roots
         self.once(line)
 
-    def _record(self, level: str, message: str) -> None:
+    def _record(self, level: str, name: str, message: str) -> None:
         if level not in ("WARNING", "ERROR", "CRITICAL") or self.muted:
             return
         text = f"{'warning' if level == 'WARNING' else 'error'}: {message}"
-        if CHUNK_ID.search(message) and level != "WARNING":
+        if level == "WARNING" and name in CHUNK_LOGGERS:
+            self.warnings.append(text)  # a chunk's detail (often another's failure)
+            return
+        if level != "WARNING" and chunk_failure(name, message):
             if text not in self.held:
                 self.held.append(text)
             return
@@ -367,7 +385,7 @@ class RunConsole:
                 self.tally = self.watch.poll()
             if self.bar is not None:
                 t = self.tally
-                extra = f"done, {t.committed:,} by this run, {t.rows:,} rows"
+                extra = f"{t.rows:,} rows"
                 self.bar.show(t.done, self.planned, extra)
                 return
             if self.planned is None and self.steps is None:
@@ -395,11 +413,20 @@ class RunConsole:
             return self.tally
 
     def finish(self, code: int, log_path: Path, rerun: str) -> None:
-        """After Snakemake exited with ``code``: on failure, the errors held back when
-        no summary showed them, and the next command."""
+        """After Snakemake exited with ``code``: on success, the count of the chunks'
+        warnings; on failure, the errors held back when no summary showed them, and
+        the next command."""
         with self.lock:
             self._stop_bar()
-            if code == 0 or self.muted or self.verbose:
+            if self.muted or self.verbose:
+                return
+            if code == 0 and self.warnings:
+                first = self.warnings[0]
+                first = first if len(first) <= 200 else first[:197] + "..."
+                self.say(
+                    f"{len(self.warnings)} warnings of chunks in the run log; the first: {first}"
+                )
+            if code == 0:
                 return
             if self.summary_seen:
                 return  # it named the failed chunks, the next command and the log
