@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 from dbn_backfill.config import (
     PATH_KEYS,
@@ -338,12 +338,19 @@ def run_with_console(cmd: list[str], workdir: Path, rerun: str, verbose: bool) -
     log_path = layout.run_log(config["run_id"])
     try:
         every = every_from_env()
-        roots = [str(r) for r in json.loads(config["symbol"])]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         print(f"dbn-backfill: error: {exc}", file=sys.stderr)
         return 2
+    roots = [str(r) for r in json.loads(config["symbol"])]
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log: TextIO = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError:
+        # an unwritable work directory: the run's own check says so, clearly; until
+        # then Snakemake's output goes to a temporary file
+        fd, name = tempfile.mkstemp(prefix=f"dbn-backfill-{config['run_id']}-", suffix=".log")
+        log = open(fd, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        log_path = Path(name)
     watch = CheckpointWatch(
         [layout.checkpoint_dir(r) for r in roots],
         config["run_id"],
