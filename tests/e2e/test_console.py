@@ -163,3 +163,32 @@ def test_the_snakemake_interface_keeps_its_output_and_prints_the_summary(first, 
     assert "localrule merge_chunks:" in proc.stderr
     assert proc.stderr.count("dbn-backfill summary (OK)") == 1
     assert "nothing to do" in proc.stderr
+
+
+def test_a_terminal_gets_a_live_bar_that_leaves_the_summary(sample, tmp_path):
+    import pty
+
+    run = Run(tmp_path, sample, "MGC", START, END, chunk_days=1)
+    main, side = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbn_backfill.cli", *run.args("--chunks-per-job", "50")],
+        stdout=side, stderr=side, start_new_session=True,
+        env={**os.environ, SLOW_MERGE_ENV: "0.1", "TERM": "xterm", "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(side)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the run ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.decode("utf-8", "replace"))
+    bars = re.findall(r"chunks done\s.*?(\d+)/13 ([\d,]+) rows", text)
+    assert bars and bars[-1][0] == "13", text[-3000:]  # the bar went to the end
+    assert "progress: " not in text  # no progress lines on a terminal
+    assert "dbn-backfill summary (OK)" in text and "localrule" not in text
