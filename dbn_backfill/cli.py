@@ -2,7 +2,7 @@
 
     dbn-backfill --db PATH --dbn PATH --symbol MGC --start YYYY-MM-DD --end YYYY-MM-DD \\
                  --workers N --chunk-days K --checkpoint DIR [--retry-failed] [--dry-run] \\
-                 [--profile DIR] [--expected-gaps D1,D2] [--workdir DIR]
+                 [--profile DIR] [--expected-gaps D1,D2] [--workdir DIR] [--verbose]
                  [--fetch] [--databento-gateway URL] [--fetch-max-cost USD]
     dbn-backfill --configfile backfill.yaml [any flag above, overriding the file]
     dbn-backfill synth --out DIR --start ... --end ... --seed N [--layout ...]
@@ -13,19 +13,25 @@
     dbn-backfill rolls --db PATH [--symbol MGC] [--format table|csv|parquet|json] [--out FILE]
 
 The backfill command runs ``snakemake --cores N --config ...`` on the project's
-Snakefile, so a CLI run and a plain Snakemake run are the same run. SIGTERM and
-SIGINT (Ctrl-C) do not kill Snakemake under the running jobs: the command passes
-them on, waits for the run to stop (the merge rolls back its chunk in flight) and
-exits non-zero saying it was interrupted.
+Snakefile, so a CLI run and a plain Snakemake run are the same run. Snakemake's own
+output goes to the run's log file (``<workdir>/logs/runs/<run_id>.log``); the console
+shows the start, progress, each error once and the summary
+(:mod:`dbn_backfill.views.console`); ``--verbose`` shows Snakemake's output as well.
+SIGTERM and SIGINT (Ctrl-C) do not kill Snakemake under the running jobs: the command
+passes them on, waits for the run to stop (the merge rolls back its chunk in flight)
+and prints one line: what was committed and the command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import functools
 import io
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -34,7 +40,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 from dbn_backfill.config import (
     PATH_KEYS,
@@ -47,8 +53,10 @@ from dbn_backfill.config import (
     schema_defaults,
 )
 from dbn_backfill.errors import ConfigError
-from dbn_backfill.layout import default_workdir
+from dbn_backfill.layout import Layout, default_workdir
 from dbn_backfill.paths import profiles_dir, snakefile, workflow_dir
+from dbn_backfill.planning.plan import default_run_id
+from dbn_backfill.views.console import CheckpointWatch, RunConsole, every_from_env
 
 
 def resolve_profile(value: str) -> Path:
@@ -157,6 +165,12 @@ def backfill_parser() -> argparse.ArgumentParser:
         default=None,
         help="where intermediates, logs and Snakemake state live (default: <db>.work/ "
         "beside the database)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Snakemake's own output (every job) on the console too; without it, "
+        "it goes to the run's log file only",
     )
     return p
 
@@ -281,6 +295,8 @@ def run_backfill(argv: Sequence[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="dbn-backfill-dry-run-") as scratch:
             cmd[at] = scratch
             return run_interruptible(announce(cmd))
+    if "run_id" not in config_of(cmd):  # the run log and the progress need it now
+        cmd.append(f"run_id={default_run_id()}")
     try:
         created = make_db_folder(Path(config_of(cmd)["db"]))
         if created:
@@ -294,7 +310,9 @@ def run_backfill(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_interruptible(announce(cmd))
+    if args.verbose:
+        announce(cmd)
+    return run_with_console(cmd, workdir, "dbn-backfill " + shlex.join(argv), args.verbose)
 
 
 def announce(cmd: list[str]) -> list[str]:
@@ -306,6 +324,100 @@ def config_of(cmd: list[str]) -> dict[str, str]:
     """The ``--config`` entries of a Snakemake command line."""
     entries = cmd[cmd.index("--config") + 1 :]
     return dict(entry.split("=", 1) for entry in entries)
+
+
+def run_with_console(cmd: list[str], workdir: Path, rerun: str, verbose: bool) -> int:
+    """Run ``cmd`` (Snakemake, not a dry run) with its whole output sent to the run's
+    log file and a short console (:class:`dbn_backfill.views.console.RunConsole`):
+    a live bar on a terminal, a progress line every few seconds otherwise, each error
+    once, the summary. ``rerun`` is the command that resumes. Returns the exit status
+    (``128 + signal`` when interrupted: then one line says what was committed).
+    """
+    config = config_of(cmd)
+    layout = Layout(workdir, Path(config["checkpoint"]))
+    log_path = layout.run_log(config["run_id"])
+    try:
+        every = every_from_env()
+    except ValueError as exc:
+        print(f"dbn-backfill: error: {exc}", file=sys.stderr)
+        return 2
+    roots = [str(r) for r in json.loads(config["symbol"])]
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log: TextIO = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError:
+        # an unwritable work directory: the run's own check says so, clearly; until
+        # then Snakemake's output goes to a temporary file
+        fd, name = tempfile.mkstemp(prefix=f"dbn-backfill-{config['run_id']}-", suffix=".log")
+        log = open(fd, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        log_path = Path(name)
+    watch = CheckpointWatch(
+        [layout.checkpoint_dir(r) for r in roots],
+        config["run_id"],
+        dt.date.fromisoformat(config["start"]),
+        dt.date.fromisoformat(config["end"]),
+    )
+    live = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    console = RunConsole(sys.stderr, log, watch, len(roots), live, every, verbose)
+    with log:
+        child = subprocess.Popen(
+            cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        stream = cast(io.BufferedReader, child.stdout)
+        done = threading.Event()
+
+        def read() -> None:
+            for raw in iter(stream.readline, b""):
+                console.feed(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+        def tick() -> None:
+            while not done.wait(0.5):
+                console.tick()
+
+        reader = threading.Thread(target=read, daemon=True)
+        ticker = threading.Thread(target=tick, daemon=True)
+        reader.start()
+        ticker.start()
+        code, received = wait_passing_signals(child, console.mute)
+        reader.join(timeout=10)
+        done.set()
+        ticker.join(timeout=5)
+        if not received:
+            console.finish(code, log_path, rerun)
+            return code
+    name = signal.Signals(received[0]).name
+    tally = console.committed()
+    planned = f" of {console.planned:,}" if console.planned else ""
+    print(
+        f"dbn-backfill: interrupted by {name}: {tally.committed:,} chunks committed by this "
+        f"run ({tally.rows:,} rows; {tally.done:,}{planned} chunks done), any chunk in flight "
+        f"rolled back; resume with: {rerun}",
+        file=sys.stderr,
+    )
+    return 128 + received[0]
+
+
+def wait_passing_signals(
+    child: subprocess.Popen[bytes], on_signal: Callable[[], None] = lambda: None
+) -> tuple[int, list[int]]:
+    """Wait for ``child`` (Snakemake); SIGINT and SIGTERM meanwhile are passed on to it
+    as SIGTERM (``on_signal`` is called first). Returns its exit status and the
+    signals received."""
+    received: list[int] = []
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        on_signal()
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code, received
 
 
 def run_interruptible(cmd: list[str]) -> int:
@@ -327,19 +439,7 @@ def run_interruptible(cmd: list[str]) -> int:
         stream = cast(io.BufferedReader, child.stdout)
         relayer = threading.Thread(target=relay_output, args=(stream, cut), daemon=True)
         relayer.start()
-    received: list[int] = []
-
-    def pass_on(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGTERM)
-
-    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    code, received = wait_passing_signals(child)
     if relayer is not None:
         relayer.join(timeout=10)
     if not received:

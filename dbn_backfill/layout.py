@@ -27,6 +27,7 @@ records, logs) takes the root as an argument::
                                                gates.json
       results/<ROOT>/report/                   the Snakemake report target's files
       logs/<ROOT>/<rule>/<name>.log            one log per job of one root (build)
+      logs/runs/<run_id>.log                   a run's whole output (Snakemake's and its jobs')
       logs/<rule>/<name>.log                   one log per job of every root (decode,
                                                merge, spot-check, gates)
     <checkpoint>/<ROOT>/chunk_YYYYMMDD_YYYYMMDD.json  one checkpoint per chunk
@@ -256,6 +257,11 @@ class Layout:
         ``logs/<root>/`` for a job of one root, ``logs/`` for a job of every root."""
         folder = self.workdir / "logs" / root if root else self.workdir / "logs"
         return folder / rule / f"{name}.log"
+
+    def run_log(self, run_id: str) -> Path:
+        """The log of run ``run_id`` as a whole: everything Snakemake and its jobs printed
+        (``dbn-backfill`` shows a person a short console and keeps the rest here)."""
+        return self.workdir / "logs" / "runs" / f"{run_id}.log"
 
     def gates_results_log(self, root: str, run_id: str) -> Path:
         """The gates' results kept beside their log (Snakemake removes a failed job's

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,29 @@ def fixture_file(name: str) -> Path:
 
 
 RUN_TIMEOUT = 300
+
+#: The line of a run's console naming its run log (the summary's, or the last line of
+#: a run refused before its first job).
+RUN_LOG_LINE = re.compile(r"Snakemake's output and every job's log lines: (\S+)$", re.M)
+
+
+def run_log(text: str) -> str:
+    """The run log a run's console ``text`` names (Snakemake's whole output: which
+    jobs ran, their log lines).
+
+    Raises:
+        AssertionError: the console names none.
+    """
+    found = RUN_LOG_LINE.findall(text)
+    assert found, f"no run log named in:\n{text[-3000:]}"
+    return Path(found[-1]).read_text()
+
+
+def run_output(proc: subprocess.CompletedProcess[str]) -> str:
+    """A run's console, then its run log when it names one (a run refused before
+    Snakemake started has none): the text to search for the jobs that ran."""
+    text = proc.stdout + proc.stderr
+    return text + "\n" + run_log(text) if RUN_LOG_LINE.search(text) else text
 
 
 @dataclass(frozen=True)

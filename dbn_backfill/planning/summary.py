@@ -7,10 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dbn_backfill.artifacts import GatesReport, MergeReport
+from dbn_backfill.artifacts import ErrorKind, GatesReport, MergeReport
 from dbn_backfill.store import checkpoints
 
 T = TypeVar("T")
+
+#: Failed chunks named one by one in the summary (the rest are counted; ``status``
+#: lists them all).
+FAILED_SHOWN = 5
 
 if TYPE_CHECKING:
     from dbn_backfill.planning.plan import Plan
@@ -21,6 +25,7 @@ def collect(plan: Plan, seconds: float) -> dict[str, Any]:
     (a report is missing when the run stopped before writing it)."""
     states: dict[str, int] = {}
     failed: list[str] = []
+    failed_data = 0
     committed = skipped = rows = 0
     merged = gated = True
     gates_passed = True
@@ -32,6 +37,7 @@ def collect(plan: Plan, seconds: float) -> dict[str, Any]:
             states[status] = states.get(status, 0) + 1
             if state is not None and status == "failed":
                 failed.append(f"{root} {chunk_id}: {state.error}")
+                failed_data += state.failure_kind == ErrorKind.DATA
         merge = _load(MergeReport.read, plan.layout.run_record(root, plan.run_id, "merge"))
         gates = _load(GatesReport.read, plan.layout.run_record(root, plan.run_id, "gates"))
         merged = merged and merge is not None
@@ -54,7 +60,15 @@ def collect(plan: Plan, seconds: float) -> dict[str, Any]:
         "gates_passed": gates_passed if gated else None,
         "wall_seconds": round(seconds, 2),
         "failed": failed,
+        "failed_data": failed_data,
+        "log": _existing(plan.layout.run_log(plan.run_id)),
     }
+
+
+def _existing(path: Path) -> str | None:
+    """``path`` made absolute when it exists (the run log of a ``dbn-backfill`` run;
+    a direct Snakemake run has none), else None."""
+    return str(path.resolve()) if path.is_file() else None
 
 
 def summary_lines(s: dict[str, Any], ok: bool) -> list[str]:
@@ -77,11 +91,27 @@ def summary_lines(s: dict[str, Any], ok: bool) -> list[str]:
         f"  chunks: {s['chunks']} in plan; {chunks}; checkpoints: {states}",
         f"  {rows}; gates passed: {gates}; wall time {s['wall_seconds']} s",
     ]
-    lines += [f"  failed {f}" for f in s["failed"]]
-    if not ok and s["failed"]:
+    lines += [f"  failed {f}" for f in s["failed"][:FAILED_SHOWN]]
+    if len(s["failed"]) > FAILED_SHOWN:
+        lines.append(
+            f"  ... and {len(s['failed']) - FAILED_SHOWN} more failed chunks "
+            "(dbn-backfill status lists them)"
+        )
+    if ok and s["chunks_committed"] == 0 and not s["failed"]:
+        lines.append(
+            "  nothing to do: every chunk was committed before; the database is up to date"
+        )
+    if s.get("log"):
+        lines.append(f"  Snakemake's output and every job's log lines: {s['log']}")
+    if not ok and s["failed"] and s.get("failed_data", len(s["failed"])):
         lines.append(
             "  next: fix the file named in the failed chunk's error, then rerun the same "
             "command with --retry-failed"
+        )
+    elif not ok and s["failed"]:
+        lines.append(
+            "  next: the machine failed these chunks, not their data (disk full, I/O, a "
+            "signal): fix it and rerun the same command; no --retry-failed needed"
         )
     elif not ok:
         lines.append(

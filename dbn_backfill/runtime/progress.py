@@ -3,7 +3,8 @@
 A step's full detail (one line per chunk, per file, per gate) goes to its log file;
 the console gets its warnings and errors, its start and end, and these progress
 lines (logger ``dbn_backfill.progress``), so 16 years of chunks print a few dozen
-lines, not thousands.
+lines, not thousands. Under ``dbn-backfill`` a step's stderr is Snakemake's, which goes
+to the run log; the person's console is :mod:`dbn_backfill.views.console`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from conftest import (
     db_hash,
     fixture_file,
     read_table,
+    run_log,
+    run_output,
     write_bars,
 )
 
@@ -249,10 +251,10 @@ def test_unwritable_checkpoint_and_db_detected_before_work(fresh):
     blocker = fresh.root / "a-file"
     blocker.write_text("x")  # as root, permission bits say nothing: use a path under a file
     text = assert_refused(fresh.with_(checkpoint_dir=blocker / "ckpt"), "checkpoint directory")
-    assert "rule decode_sources" not in text
+    assert "rule decode_sources" not in text and "rule decode_sources" not in run_log(text)
     proc = fresh.with_(db_path=blocker / "bars.duckdb").run(check=False)
     assert f"db {blocker / 'bars.duckdb'}" in proc.stderr and "does not exist" in proc.stderr
-    assert "rule decode_sources" not in proc.stdout + proc.stderr
+    assert "rule decode_sources" not in run_output(proc)
 
 
 def test_missing_business_day_stops_before_writing(fresh):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import Run, content_hash, db_hash, read_table
+from conftest import Run, content_hash, db_hash, read_table, run_output
 
 from dbn_backfill.runtime.faults import SLOW_MERGE_ENV
 from dbn_backfill.sampledata.synth import generate
@@ -249,7 +249,7 @@ def test_database_held_open_by_another_process(reference, tmp_path):
         text = proc.stdout + proc.stderr
         assert f"database {run.db} is open in process {holder.pid}" in text, text[-3000:]
         assert "Nothing was changed" in text
-        assert_no_job_ran(text)
+        assert_no_job_ran(run_output(proc))
         assert file_hash(run.db) == bytes_before
         assert snapshot(run.checkpoint) == checkpoints_before  # no checkpoint written
     finally:
@@ -314,7 +314,7 @@ def test_read_only_location_is_refused_before_any_work(reference, tmp_path, what
         proc = run.run(*ARGS, check=False)
     text = proc.stdout + proc.stderr
     assert expected in text, f"({how})\n{text[-3000:]}"
-    assert_no_job_ran(text)
+    assert_no_job_ran(run_output(proc))
     assert db_hash(run.db) == before
     assert snapshot(run.checkpoint) == checkpoints_before
 
@@ -331,9 +331,14 @@ def test_signal_during_merge_rolls_back_and_resumes(sample, reference, tmp_path,
     text = finish(run, proc)
     assert proc.returncode == 128 + sig, text[-3000:]
     name = sig.name
-    assert f"interrupted by {name} during merge_chunks;" in text, text[-3000:]
-    assert "chunks committed by this run" in text and "rerun the same command to resume" in text
-    assert f"dbn-backfill: interrupted by {name}" in text.splitlines()[-1]
+    # the console: one line, what was committed and the command that resumes
+    last = text.splitlines()[-1]
+    assert last.startswith(f"dbn-backfill: interrupted by {name}: "), text[-3000:]
+    assert "chunks committed by this run" in last and "resume with: dbn-backfill --db" in last
+    assert sum("interrupted" in line for line in text.splitlines()) == 1, text[-3000:]
+    # the merge's own account is in the run log
+    (log,) = (run.workdir / "logs" / "runs").glob("*.log")
+    assert f"interrupted by {name} during merge_chunks;" in log.read_text()
     states = run.checkpoints()
     failed = {k: v for k, v in states.items() if v["status"] == "failed"}
     assert len(failed) <= 1, failed  # the chunk in flight, if the signal came inside one

@@ -19,6 +19,7 @@ from conftest import (
     fixture_files,
     minutes,
     read_table,
+    run_output,
     write_bars,
 )
 
@@ -184,7 +185,7 @@ def test_new_file_rebuilds_only_its_chunks(scenario):
     unchanged = [c for c in before.index if c in after.index and after[c] == before[c]]
     assert len(unchanged) >= len(before) - 1
     assert "chunk_20240122" in " ".join(after.index) or any("20240122" in c for c in after.index)
-    assert "build_chunks" in proc.stderr and "batch_2024" in proc.stderr
+    assert "build_chunks" in run_output(proc) and "batch_2024" in run_output(proc)
 
 
 def test_real_databento_fixtures_backfill(tmp_path):
