@@ -256,7 +256,8 @@ def snakemake_command(args: argparse.Namespace) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
-        "snakemake",
+        # Snakemake's command line, importing executor plugins only for a profile
+        "dbn_backfill.runtime.launch",
         "--snakefile",
         str(snakefile()),
         "--directory",

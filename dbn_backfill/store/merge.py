@@ -421,7 +421,8 @@ def _transaction(
     )
     inserted = 0
     if entry.row_group is not None:
-        bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group)
+        # one row group of a few thousand rows: reader threads cost more than they give
+        bars_table = _bars_file(chunk.bars).read_row_group(entry.row_group, use_threads=False)
         _check_inside(chunk, bars_table, lo, hi)
         inserted = _count(con.execute("INSERT INTO bars_1m SELECT * FROM bars_table"))
     if inserted != expected:

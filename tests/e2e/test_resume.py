@@ -123,16 +123,22 @@ def tampered(reference: tuple[Run, str], tmp_path: Path, sql: str) -> Path:
     return db
 
 
-def gates_on(db: Path, run: Run, calendar) -> dict[str, str]:
+def gate_results(db: Path, run: Run, calendar, seed: str = "t") -> dict[str, tuple[bool, str]]:
+    """gate -> (passed, detail) on ``db``, as run ``seed`` (default: a run that committed
+    nothing, as a no-op rerun)."""
     cfg = from_mapping({"dbn": run.dbn, "db": db, "symbol": "MGC", "start": START, "end": END,
                         "chunk_days": 3, "checkpoint": run.checkpoint})  # fmt: skip
     results = run_gates(
         cfg=cfg,
         calendar=calendar,
         sources=scan(find_sources(run.dbn), None, write=False),
-        seed="t",
+        seed=seed,
     )
-    return {r.name: r.detail for r in results if not r.passed}
+    return {r.name: (r.passed, r.detail) for r in results}
+
+
+def gates_on(db: Path, run: Run, calendar) -> dict[str, str]:
+    return {n: d for n, (ok, d) in gate_results(db, run, calendar).items() if not ok}
 
 
 def test_gates_pass_on_a_clean_table(reference, calendar):
@@ -171,6 +177,23 @@ def test_gates_pass_on_a_clean_table(reference, calendar):
             "spot-check against DBN",
             "mismatch",
         ),
+        (
+            "UPDATE bars_1m SET close = 'NaN'::DOUBLE WHERE ts_utc = (SELECT max(ts_utc) FROM bars_1m)",
+            "every row satisfies section 4",
+            "1 rows break section 4",
+        ),
+        (
+            "UPDATE bars_1m SET high = 'inf'::DOUBLE WHERE ts_utc = (SELECT max(ts_utc) FROM bars_1m)",
+            "every row satisfies section 4",
+            "1 rows break section 4",
+        ),
+        (
+            # a bar planted by hand half a minute after the first one (no run wrote it)
+            "INSERT INTO bars_1m SELECT ts_utc + INTERVAL 30 SECOND, symbol, source_symbol, "
+            "open, high, low, close, volume FROM bars_1m ORDER BY ts_utc LIMIT 1",
+            "every row satisfies section 4",
+            "1 rows break section 4",
+        ),
     ],
     ids=[
         "two_sources_one_day",
@@ -178,12 +201,68 @@ def test_gates_pass_on_a_clean_table(reference, calendar):
         "deleted_day",
         "duplicate_without_key",
         "lost_bar",
+        "nan_close",
+        "infinite_high",
+        "planted_off_minute_row",
     ],
 )
 def test_gates_bite(reference, tmp_path, calendar, sql, gate, found):
     failed = gates_on(tampered(reference, tmp_path, sql), reference[0], calendar)
     assert gate in failed, failed
     assert found in failed[gate]
+
+
+def free_minute(db: Path, day: str) -> str:
+    """A minute of UTC day ``day`` without a bar, in the daily break (22:00 to 22:59 UTC
+    in winter: 16:00 to 17:00 Chicago, still the trade date ``day``)."""
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET TimeZone='UTC'").fetchall()
+    ts = con.execute(
+        "SELECT min(t) FROM generate_series(?::TIMESTAMPTZ + INTERVAL 22 HOUR, "
+        "?::TIMESTAMPTZ + INTERVAL 22 HOUR + INTERVAL 59 MINUTE, INTERVAL 1 MINUTE) g(t) "
+        "WHERE t NOT IN (SELECT ts_utc FROM bars_1m)",
+        [day, day],
+    ).fetchall()[0][0]
+    con.close()
+    assert ts is not None, f"no free minute on {day}"
+    return str(ts)
+
+
+def test_a_no_op_rerun_scans_no_trade_date_of_a_clean_table(reference, calendar):
+    results = gate_results(reference[0].db, reference[0], calendar)
+    assert all(ok for ok, _ in results.values()), results
+    ok, detail = results["one source_symbol per (symbol, trade date)"]
+    assert "the 0 chunks this run committed scanned" in detail, detail
+    assert "primary key (symbol, ts_utc) in place" in results["no duplicate (symbol, ts_utc)"][1]
+
+
+def test_the_run_that_committed_the_chunks_scans_their_trade_dates(reference, calendar):
+    con = duckdb.connect(str(reference[0].db), read_only=True)
+    run_id, chunks = con.execute(
+        "SELECT min(run_id), count(*) FROM bars_1m_chunks WHERE symbol = 'MGC'"
+    ).fetchall()[0]
+    con.close()
+    results = gate_results(reference[0].db, reference[0], calendar, seed=run_id)
+    assert all(ok for ok, _ in results.values()), results
+    detail = results["one source_symbol per (symbol, trade date)"][1]
+    assert f"the {chunks} chunks this run committed scanned" in detail, detail
+
+
+def test_a_row_planted_outside_this_run_is_still_caught(reference, tmp_path, calendar):
+    """A valid-looking bar of another contract planted by hand on an old trade date: no
+    chunk of the run covers it, the rows per contract no longer match the lineage, so
+    every trade date is scanned and the day's second source fails the gate."""
+    at = free_minute(reference[0].db, "2024-01-10 00:00+00")
+    db = tampered(
+        reference,
+        tmp_path,
+        "INSERT INTO bars_1m SELECT TIMESTAMPTZ '" + at + "', symbol, 'MGCM4', open, high, "
+        "low, close, volume FROM bars_1m ORDER BY ts_utc LIMIT 1",
+    )
+    results = gate_results(db, reference[0], calendar)
+    ok, detail = results["one source_symbol per (symbol, trade date)"]
+    assert not ok and "2024-01-10" in detail and "every trade date scanned" in detail, detail
+    assert results["every row satisfies section 4"][0]  # the planted bar itself is valid
 
 
 def test_a_tampered_table_fails_the_next_run_loudly(reference, tmp_path):
