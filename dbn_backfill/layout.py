@@ -21,8 +21,12 @@ records, logs) takes the root as an argument::
       results/sources/<group>.json             a decode group's content stamp
       results/decoded/<group>.parquet          decoded outright bars of every root
                                                (+ .json summary); shared by the roots
+      results/complete.json                    every root's business days have bars
+                                               (check_complete; the merges wait for it)
       results/<ROOT>/batches/<batch>.*         chunk bars, selection, term structure,
                                                manifest
+      results/<ROOT>/merged/<batch>.json       the chunks (and content hashes) a batch's
+                                               merge committed or found committed
       results/<ROOT>/runs/<run_id>/            config.json, merge.json, spot_check.json,
                                                gates.json
       results/<ROOT>/report/                   the Snakemake report target's files
@@ -226,6 +230,21 @@ class Layout:
             KeyError: an unknown kind.
         """
         return self.results(root) / "batches" / f"{batch_id}.{BATCH_FILES[kind]}"
+
+    @property
+    def complete_marker(self) -> Path:
+        """Written by ``check_complete`` once every root of the run has bars on every
+        business day (contract section 5); every ``merge_chunks`` job waits for it."""
+        return self.workdir / "results" / "complete.json"
+
+    def merged_dir(self, root: str) -> Path:
+        """``results/<root>/merged``: the markers of :meth:`merge_marker`."""
+        return self.results(root) / "merged"
+
+    def merge_marker(self, root: str, batch_id: str) -> Path:
+        """The marker a batch's ``merge_chunks`` job writes: the chunk ids and content
+        hashes it committed or found committed (:class:`~dbn_backfill.artifacts.MergeMarker`)."""
+        return self.merged_dir(root) / f"{batch_id}.json"
 
     def runs_dir(self, root: str) -> Path:
         """``results/<root>/runs``: one folder per run."""
