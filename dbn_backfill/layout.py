@@ -17,6 +17,7 @@ records, logs) takes the root as an argument::
       .dbn-backfill.lock                       run lock of the work directory
       .dbn-backfill/sources.json               source index (fingerprints, sha256)
       .dbn-backfill/spot-counts/               the spot-check's per-file counts
+      .dbn-backfill/writer.lock                held by the merge job writing the database
       results/calendar.json                    business days, computed by the plan
       results/sources/<group>.json             a decode group's content stamp
       results/decoded/<group>.parquet          decoded outright bars of every root
@@ -198,6 +199,12 @@ class Layout:
     def spot_counts_dir(self) -> Path:
         """The spot-check's per-file counts (:mod:`dbn_backfill.gates.spot`)."""
         return self.state_dir / "spot-counts"
+
+    @property
+    def writer_lock(self) -> Path:
+        """The lock each ``merge_chunks`` job holds while it writes the database: one
+        writer at a time even when the ``db_writer`` resource is not set."""
+        return self.state_dir / "writer.lock"
 
     @property
     def workdir_lock(self) -> Path:

@@ -39,6 +39,7 @@ from dbn_backfill.artifacts import (
 from dbn_backfill.config import BackfillConfig
 from dbn_backfill.errors import ChunksFailed
 from dbn_backfill.layout import Layout
+from dbn_backfill.runtime import lock
 from dbn_backfill.store import checkpoints
 from dbn_backfill.store.database import connect, table_exists
 from dbn_backfill.store.merge import ChunkInput, check_complete, merge
@@ -135,7 +136,12 @@ def merge_batch(
     )
     started = time.monotonic()
     try:
-        report = merge(cfg=own, chunks=chunks, calendar=calendar, sources=sources, run_id=run_id)
+        # one writer: the db_writer resource schedules the merges one at a time; the
+        # lock holds that even where the resource is not set (a module use, --resources)
+        with lock.hold(Layout.of(cfg).writer_lock):
+            report = merge(
+                cfg=own, chunks=chunks, calendar=calendar, sources=sources, run_id=run_id
+            )
     except ChunksFailed as exc:
         errors = {chunk_id: error for _, chunk_id, error in exc.failed}
         marker.failed = [
