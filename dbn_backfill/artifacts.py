@@ -10,7 +10,9 @@ file                        written by                       read by
 :class:`DecodeSummary`      ``decode_sources``               ``merge_chunks``
 :class:`BatchManifest`      ``build_chunks``                 ``merge_chunks``
 :class:`Checkpoint`         ``merge_chunks``                 every run, ``status``
-:class:`MergeReport`        ``merge_chunks``                 summary, ``status``
+:class:`CompleteMarker`     ``check_complete``               (Snakemake: its mtime)
+:class:`MergeMarker`        ``merge_chunks`` (per batch)     ``merge_report``, plan
+:class:`MergeReport`        ``merge_report``                 summary, ``status``
 :class:`SpotCounts`         ``spot_check``                   ``check_gates``
 :class:`GatesReport`        ``check_gates``                  summary, ``status``
 ==========================  ===============================  ======================
@@ -404,6 +406,68 @@ class MergeReport:
             rows_inserted=int(data.get("rows_inserted", 0)),
             seconds=float(data.get("seconds", 0.0)),
         )
+
+
+@dataclass
+class FailedChunk:
+    """A chunk a merge did not commit because its data broke a rule (the build's error)."""
+
+    chunk_id: str
+    error: str
+
+
+@dataclass
+class MergeMarker:
+    """``results/<ROOT>/merged/<batch>.json``: what one batch's merge left in the database.
+
+    ``chunks`` maps every chunk of the batch the database holds after the merge (those
+    it committed and those it found committed) to its content hash; ``committed`` (by
+    run ``run_id``) and ``skipped`` split them; ``failed`` lists the chunks not
+    committed. The plan removes a marker whose hashes the database does not hold, or
+    that lists a failed chunk, so that its merge runs again (:mod:`dbn_backfill.store.batches`).
+    """
+
+    run_id: str
+    root: str
+    batch_id: str
+    chunks: dict[str, str] = field(default_factory=dict)
+    committed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[FailedChunk] = field(default_factory=list)
+    rows_inserted: int = 0
+    seconds: float = 0.0
+
+    def write(self, path: Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def read(cls, path: Path) -> MergeMarker:
+        """Raises: OSError, ValueError (not JSON), KeyError (not a marker)."""
+        data = json.loads(Path(path).read_text())
+        return cls(
+            run_id=str(data["run_id"]),
+            root=str(data["root"]),
+            batch_id=str(data["batch_id"]),
+            chunks={str(k): str(v) for k, v in data["chunks"].items()},
+            committed=[str(c) for c in data.get("committed", [])],
+            skipped=[str(c) for c in data.get("skipped", [])],
+            failed=[_from_dict(FailedChunk, f) for f in data.get("failed", [])],
+            rows_inserted=int(data.get("rows_inserted", 0)),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+@dataclass
+class CompleteMarker:
+    """``results/complete.json``: the roots and range ``check_complete`` found complete,
+    with each root's business-day count (for a person; Snakemake reads only its mtime)."""
+
+    start: str
+    end: str
+    days: dict[str, int] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        write_json(path, asdict(self))
 
 
 @dataclass

@@ -17,12 +17,17 @@ records, logs) takes the root as an argument::
       .dbn-backfill.lock                       run lock of the work directory
       .dbn-backfill/sources.json               source index (fingerprints, sha256)
       .dbn-backfill/spot-counts/               the spot-check's per-file counts
+      .dbn-backfill/writer.lock                held by the merge job writing the database
       results/calendar.json                    business days, computed by the plan
       results/sources/<group>.json             a decode group's content stamp
       results/decoded/<group>.parquet          decoded outright bars of every root
                                                (+ .json summary); shared by the roots
+      results/complete.json                    every root's business days have bars
+                                               (check_complete; the merges wait for it)
       results/<ROOT>/batches/<batch>.*         chunk bars, selection, term structure,
                                                manifest
+      results/<ROOT>/merged/<batch>.json       the chunks (and content hashes) a batch's
+                                               merge committed or found committed
       results/<ROOT>/runs/<run_id>/            config.json, merge.json, spot_check.json,
                                                gates.json
       results/<ROOT>/report/                   the Snakemake report target's files
@@ -197,6 +202,12 @@ class Layout:
         return self.state_dir / "spot-counts"
 
     @property
+    def writer_lock(self) -> Path:
+        """The lock each ``merge_chunks`` job holds while it writes the database: one
+        writer at a time even when the ``db_writer`` resource is not set."""
+        return self.state_dir / "writer.lock"
+
+    @property
     def workdir_lock(self) -> Path:
         """The run lock of the work directory."""
         return self.workdir / ".dbn-backfill.lock"
@@ -227,6 +238,21 @@ class Layout:
             KeyError: an unknown kind.
         """
         return self.results(root) / "batches" / f"{batch_id}.{BATCH_FILES[kind]}"
+
+    @property
+    def complete_marker(self) -> Path:
+        """Written by ``check_complete`` once every root of the run has bars on every
+        business day (contract section 5); every ``merge_chunks`` job waits for it."""
+        return self.workdir / "results" / "complete.json"
+
+    def merged_dir(self, root: str) -> Path:
+        """``results/<root>/merged``: the markers of :meth:`merge_marker`."""
+        return self.results(root) / "merged"
+
+    def merge_marker(self, root: str, batch_id: str) -> Path:
+        """The marker a batch's ``merge_chunks`` job writes: the chunk ids and content
+        hashes it committed or found committed (:class:`~dbn_backfill.artifacts.MergeMarker`)."""
+        return self.merged_dir(root) / f"{batch_id}.json"
 
     def runs_dir(self, root: str) -> Path:
         """``results/<root>/runs``: one folder per run."""

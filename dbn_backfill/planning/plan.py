@@ -21,6 +21,7 @@ from dbn_backfill.runtime import lock
 from dbn_backfill.sources.dbn_files import SourceHeader, check_header, find_sources
 from dbn_backfill.sources.index import IndexedSource, group_stamp, scan, write_if_changed
 from dbn_backfill.store import checkpoints
+from dbn_backfill.store.batches import reconcile_markers
 from dbn_backfill.store.database import check_not_open_elsewhere
 from dbn_backfill.tradedate import Calendar, cme_calendar, save_calendar
 
@@ -284,7 +285,8 @@ def check_before_run(plan: Plan, workdir: Path) -> None:
     database file, its folder, the checkpoint folder and the work directory are
     writable, no other run holds the locks (taken here, held until this process
     exits), no other process has the database open, no chunk of the plan failed
-    before on its data.
+    before on its data; then the merge markers the database contradicts are removed
+    (:func:`dbn_backfill.store.batches.reconcile_markers`).
 
     Raises:
         ConfigError: the database, checkpoint or work location cannot be written.
@@ -304,6 +306,9 @@ def check_before_run(plan: Plan, workdir: Path) -> None:
             plan.layout.checkpoint_dir(root), set(plan.chunk_ids()), plan.cfg.start, plan.cfg.end
         )
     check_failed(plan)
+    # a batch's merge marker the database or the checkpoints contradict is removed, so
+    # the DAG reruns that merge (and only that one)
+    reconcile_markers(plan.layout, plan.roots, [b.batch_id for b in plan.batches], plan.cfg.db)
 
 
 def check_failed(plan: Plan) -> None:

@@ -11,6 +11,8 @@ import datetime as dt
 import fcntl
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -49,3 +51,18 @@ def acquire(path: Path, what: str) -> None:
     )
     handle.flush()
     _held[key] = handle
+
+
+@contextmanager
+def hold(path: Path) -> Iterator[None]:
+    """Hold the lock file ``path`` for the ``with`` block, waiting while another process
+    holds it (the database writer's turn: :attr:`dbn_backfill.layout.Layout.writer_lock`).
+    The operating system drops it when the process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -193,7 +193,8 @@ def test_module_use_with_a_local_path_writes_the_same_table(
 
 
 def test_module_rules_renamed_stay_local(tmp_path: Path) -> None:
-    """merge_chunks, spot_check and check_gates never go to a cluster, renamed or not."""
+    """check_complete, merge_chunks, merge_report, spot_check and check_gates never go to
+    a cluster, renamed or not."""
     user = user_snakefile(
         tmp_path / "mine",
         rename=" as bf_*",
@@ -201,8 +202,8 @@ def test_module_rules_renamed_stay_local(tmp_path: Path) -> None:
     )
     proc = snakemake("-n", cwd=user)
     assert (
-        "local rules: bf_backfill_report bf_check_gates bf_merge_chunks bf_root_report bf_spot_check"
-        in (proc.stdout)
+        "local rules: bf_backfill_report bf_check_complete bf_check_gates bf_merge_chunks "
+        "bf_merge_report bf_root_report bf_spot_check" in (proc.stdout)
     ), proc.stdout[-2000:]
 
 

@@ -49,6 +49,8 @@ try:
         allow_no_sources=FETCHING and DRY_RUN,
         cache_calendar=True,
     )
+    # the merge jobs read the run id from the config (a param would rerun them every run)
+    config["run_id"] = PLAN.run_id
     if workflow.is_main_process and DRY_RUN:
         print(describe_chunks(PLAN), file=sys.stderr)
     if WRITES:
@@ -131,13 +133,22 @@ def batch_sources(wildcards):
     )
 
 
-def group_summaries():
-    return [decoded_file(group, "json") for group in PLAN.used_groups()]
+def batch_summaries(wildcards):
+    """The decode summaries of the groups a batch reads (its chunks' source lineage)."""
+    batch = PLAN.batch(wildcards.batch)
+    return [
+        decoded_file(group, "json") for group in PLAN.groups_for(wildcards.root, batch)
+    ]
 
 
-def batch_files(kind):
-    """Every root's every batch's bars, selection or manifest, root by root."""
-    return [batch_file(r, b.batch_id, kind) for r in ROOTS for b in PLAN.batches]
+def merge_marker(root, batch):
+    """A batch's merge marker (the chunks and hashes its merge left in the database)."""
+    return str(LAYOUT.merge_marker(root, batch))
+
+
+def merge_markers():
+    """Every root's every batch's merge marker, root by root."""
+    return [merge_marker(r, b.batch_id) for r in ROOTS for b in PLAN.batches]
 
 
 def source_stamps():
