@@ -7,7 +7,7 @@ Generates (and caches under ``bench/data/``) synthetic MGC datasets with
 * ``16y``: full backfill of a 16-year single-file dataset into an empty database
   and work directory, then the same command again (no-op rerun);
 * ``16y2``: the same 16-year file (it holds MGC and GC), both roots in one run
-  (``--symbol MGC,GC``: one decode, a build per root and batch, one merge, one
+  (``--symbol MGC,GC``: one decode, a build and a merge per root and batch, one
   gates job) into an empty database and work directory, then its no-op rerun;
   compared with its own floor (one decode, both selections), with ``16y``'s
   MGC-only full run and no-op of the same sitting (issue 19);
