@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Run, content_hash, db_hash
+from conftest import Run, content_hash, db_hash, run_output
 
 from dbn_backfill.layout import Layout
 from dbn_backfill.sampledata.synth import generate
@@ -47,7 +47,7 @@ def merge_record(run: Run) -> dict:
 def test_batches_commit_while_later_batches_build_and_a_noop_merges_nothing(tmp_path, sample):
     run = Run(tmp_path, sample, "MGC", START, END, chunk_days=2)
     first = run.run(*ARGS, check=True)
-    order = steps(first.stderr)
+    order = steps(run_output(first))
     merges = [i for i, s in enumerate(order) if s == ("start", "merge_chunks")]
     builds = [i for i, s in enumerate(order) if s[1] == "build_chunks"]
     assert len(merges) == 7 + 1, order  # one per batch, then the run's merge record
@@ -62,10 +62,11 @@ def test_batches_commit_while_later_batches_build_and_a_noop_merges_nothing(tmp_
     # the same command again: no decode, build or merge job; the table is untouched
     before = db_hash(run.db)
     again = run.run(*ARGS, check=True)
-    ran = {step for _, step in steps(again.stderr)}
+    ran = {step for _, step in steps(run_output(again))}
     assert ran == {"spot_check", "merge_chunks", "check_gates"}, ran  # the record only
-    assert "localrule merge_chunks:" not in again.stderr
-    assert "build_chunks" not in again.stderr and "decode_sources" not in again.stderr
+    again_out = run_output(again)
+    assert "localrule merge_chunks:" not in again_out
+    assert "build_chunks" not in again_out and "decode_sources" not in again_out
     assert db_hash(run.db) == before
     record = merge_record(run)
     assert record["chunks_committed"] == 0 and record["chunks_skipped"] == 31
@@ -73,7 +74,8 @@ def test_batches_commit_while_later_batches_build_and_a_noop_merges_nothing(tmp_
     # the database removed: the plan drops every marker, each batch merges again
     run.db.unlink()
     third = run.run(*ARGS, check=True)
-    assert third.stderr.count("localrule merge_chunks:") == 7
-    assert "build_chunks" not in third.stderr
+    third_out = run_output(third)
+    assert third_out.count("localrule merge_chunks:") == 7
+    assert "build_chunks" not in third_out
     assert content_hash(run.db) == table
     assert merge_record(run)["chunks_committed"] == 31
