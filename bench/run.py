@@ -508,12 +508,30 @@ class Bench:
                 break
             if rerun is not None and not self.run(rerun, cmd, workdir).ok:
                 break
+        if group == "16y" and full.ok_samples and not self.args.smoke:
+            self.measure_merge_cost(wf)
         dbs = self.references(group, label, path, start, end, base, roots)
         self.compare(
             f"{label}{what}, {start}..{end}", {"workflow": wf / "bars.duckdb", **dbs}, roots
         )
         full.rows = self.comparisons[-1].rows.get("workflow")
         self.clean(base)
+
+    def measure_merge_cost(self, wf: Path) -> None:
+        """Issue 22's merge cost per chunk transaction, on the finished 16-year run
+        (``bench/merge_cost.py``: its last chunks re-committed into a copy)."""
+        from .merge_cost import merge_cost
+
+        try:
+            self.merge_cost = {
+                **merge_cost(wf / "bars.duckdb", wf / "work", SYMBOL, chunks=100),
+                "load1": os.getloadavg()[0],
+            }
+            self.merge_cost["ms_per_chunk"] = self.merge_cost.get("total")
+            _say(f"merge cost per chunk: {self.merge_cost}")
+        except Exception as exc:  # noqa: BLE001 - a figure not measured is said, not fatal
+            self.failures.append(f"merge cost not measured: {type(exc).__name__}: {exc}")
+            _say(f"merge cost not measured: {exc}")
 
     def group_daily(self, spec: DataSpec) -> None:
         path = ensure_data(spec, self.data_dir, self.cli, self.args.regen, self.runs / "logs")
