@@ -62,7 +62,7 @@ CHATTER = re.compile(
     | \s{2}(?:Date|Workflow\ ID|Platform|Host|User|Snakemake\ version|Python\ version
         |Command|Snakefile|Base\ directory|Run\ directory|Working\ directory
         |Config\ file\(s\)|Config\ MD5):
-    | host: | Building\ DAG | Using\ shell | Provided\ cores | Rules\ claiming
+    | host: | Building\ DAG | Using\ shell | Provided\ (?:cores|resources) | Rules\ claiming
     | Conda\ environments | Singularity | Job\ stats: | job\s+count$ | -+\s+-+$
     | [\w.]+\s+\d+$ | Select\ jobs | Execute\ \d+\ jobs | \[\w{3}\ \w{3}\s+\d+\ [\d:]+\ \d{4}\]$
     | (?:local)?(?:rule|checkpoint)\ \w+:$ | \s{4,}\S | Finished\ job | \d+\ of\ \d+\ steps
