@@ -739,12 +739,10 @@ def print_report(report: SynthReport, out: TextIO | None = None) -> None:
     stream = sys.stdout if out is None else out
     files = report.files
     lines = [f"files: {len(files)}"]
-    if len(files) <= 12:
+    if len(files) <= 3:
         lines += [f"  {f}" for f in files]
     else:
-        lines += [f"  {f}" for f in files[:5]]
-        lines.append(f"  ... ({len(files) - 10} more)")
-        lines += [f"  {f}" for f in files[-5:]]
+        lines += [f"  {files[0]}", f"  ... ({len(files) - 2} more)", f"  {files[-1]}"]
     lines.append(f"records: {report.records}")
     lines.append(f"instruments: {report.instruments}")
     lines.append(f"rolls: {len(report.rolls)} (front contract by daily volume)")

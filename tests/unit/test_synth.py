@@ -408,3 +408,26 @@ def test_cli_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(bad) == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["--out", "x", "--start", "2024-13-01", "--end", "2024-03-01"])
+
+
+def test_the_report_names_the_first_and_last_file_of_a_long_list():
+    import io
+
+    from dbn_backfill.sampledata.synth import SynthReport, print_report
+
+    files = [Path(f"d/glbx-mdp3-202401{d:02d}.ohlcv-1m.dbn.zst") for d in range(1, 31)]
+    out = io.StringIO()
+    print_report(SynthReport(files, 10, 2, [(dt.date(2024, 1, 29), "MGCG4", "MGCJ4")]), out)
+    lines = out.getvalue().splitlines()
+    assert lines[:4] == [
+        "files: 30",
+        f"  {files[0]}",
+        "  ... (28 more)",
+        f"  {files[-1]}",
+    ]
+    assert lines[4:] == [
+        "records: 10",
+        "instruments: 2",
+        "rolls: 1 (front contract by daily volume)",
+        "  2024-01-29 MGCG4 -> MGCJ4",
+    ]
