@@ -130,3 +130,12 @@ def test_path_pattern_catches_layout_paths(literal):
 )
 def test_path_pattern_leaves_other_strings(literal):
     assert not LAYOUT_SEGMENTS.search(literal)
+
+
+def test_no_two_test_modules_share_a_name():
+    # pytest imports test modules by their base name (rootdir-relative packages are
+    # not used here): two tiers holding the same name stop the whole run at collection
+    names: dict[str, list[str]] = {}
+    for path in sorted((PROJECT / "tests").rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(PROJECT)))
+    assert not {k: v for k, v in names.items() if len(v) > 1}
