@@ -80,7 +80,7 @@ def test_a_rerun_with_nothing_new_says_so_in_at_most_10_lines(first, tmp_path):
 def test_verbose_shows_snakemakes_job_lines(first, tmp_path):
     run = copy_of(first[0], tmp_path)
     proc = run.run("--verbose", check=True)
-    assert "localrule merge_chunks:" in proc.stderr and "steps (100%) done" in proc.stderr
+    assert "localrule check_gates:" in proc.stderr and "steps (100%) done" in proc.stderr
     assert proc.stderr.count("dbn-backfill summary (OK)") == 1
 
 
@@ -160,7 +160,7 @@ def test_the_snakemake_interface_keeps_its_output_and_prints_the_summary(first, 
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "localrule merge_chunks:" in proc.stderr
+    assert "localrule check_gates:" in proc.stderr
     assert proc.stderr.count("dbn-backfill summary (OK)") == 1
     assert "nothing to do" in proc.stderr
 

@@ -30,7 +30,7 @@ import databento
 import pandas as pd
 import pytest
 import yaml
-from conftest import PROJECT, Bar, Run, read_table, write_bars
+from conftest import PROJECT, RUN_LOG_LINE, Bar, Run, read_table, run_log, write_bars
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
@@ -147,7 +147,11 @@ def run_backfill(run: Run, *extra: str, timeout: int) -> Outcome:
             f"dbn-backfill {' '.join(extra)} did not finish in {timeout} s (a SLURM status "
             f"command that never sees jobs finish hangs Snakemake):\n{(out + err)[-4000:]}"
         )
-    return Outcome(proc.returncode, out + err)
+    text = out + err
+    # the console is quiet: Snakemake's output (jobs, SLURM ids) is in the run log it names
+    return Outcome(
+        proc.returncode, text + "\n" + run_log(text) if RUN_LOG_LINE.search(text) else text
+    )
 
 
 def squeue_records(job_ids: list[str]) -> dict[str, dict[str, str]]:
