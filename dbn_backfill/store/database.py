@@ -128,6 +128,17 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
+def view_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``con``'s database has a (persistent) view named ``name``."""
+    row = first_row(
+        con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT temporary",
+            [name],
+        )
+    )
+    return bool(row and row[0])
+
+
 def shape_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
     """How an existing ``bars_1m`` differs from section 6 (empty: it matches)."""
     info = con.execute(f"PRAGMA table_info('{TABLE}')").fetchall()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from dbn_backfill.errors import BackfillError
-from dbn_backfill.store.database import connect, table_exists
+from dbn_backfill.store.database import connect, table_exists, view_exists
 
 #: The columns of the roll table, in order (contract section 12).
 COLUMNS = (
@@ -41,10 +41,7 @@ def read_rolls(db: Path, symbol: str | None = None) -> pd.DataFrame:
     """
     con = connect(db, read_only=True)
     try:
-        found = con.execute(
-            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'rolls'"
-        ).fetchall()
-        if not found[0][0]:
+        if not view_exists(con, "rolls"):
             what = "lineage" if not table_exists(con, "bars_1m_trade_dates") else "rolls view"
             raise BackfillError(f"{db} holds no {what}: run a backfill of this version on it first")
         where = "WHERE symbol = ?" if symbol else ""

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from dbn_backfill.store.database import table_exists, view_exists
 from dbn_backfill.symbols import expiry_key, is_outright
 from dbn_backfill.tradedate import Calendar
 from dbn_backfill.views.report.model import BACK, ROLL
@@ -167,10 +168,7 @@ def rolls_view_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFram
     when the database predates the view)."""
     columns = ["trade_date", "from_contract", "from_expiry", "to_contract", "to_expiry",
                "gap", "ratio", "roll_back", "stale"]  # fmt: skip
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'rolls' AND NOT temporary"
-    ).fetchall()[0][0]
-    if not exists:
+    if not view_exists(con, "rolls"):
         return pd.DataFrame(columns=columns)
     frame = con.execute(
         f"SELECT {', '.join(columns)} FROM rolls WHERE symbol = ? ORDER BY trade_date", [symbol]
@@ -186,10 +184,7 @@ def term_frame(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
     day without volume), ordered by trade date and expiry. Empty, with these columns,
     when the database predates the table."""
     columns = ["trade_date", "source_symbol", "expiry", "contract", "volume", "share"]
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'bars_1m_term_structure'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "bars_1m_term_structure"):
         return pd.DataFrame(columns=columns)
     frame = con.execute(
         """
